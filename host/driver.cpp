@@ -1,0 +1,253 @@
+#include "host/driver.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "host/errors.hpp"
+#include "host/names.hpp"
+#include "kernels/philox_normal.hpp"
+#include "kernels/vec.hpp"
+
+namespace fmg {
+namespace {
+
+std::string format_value(double value) {
+  std::ostringstream out;
+  out.precision(17);
+  out << value;
+  return out.str();
+}
+
+double machine_epsilon(Precision precision) {
+  return precision == Precision::float32
+             ? static_cast<double>(std::numeric_limits<float>::epsilon())
+             : std::numeric_limits<double>::epsilon();
+}
+
+/// Smallest eps such that 1 - eps is at least 64 representable steps below
+/// 1, so the last steps before t_end are resolved in time.
+double min_eps(Precision precision) { return 32.0 * machine_epsilon(precision); }
+
+template <class T>
+HostMixture<T> to_host_mixture(const Mixture& mixture) {
+  HostMixture<T> host;
+  host.dim = mixture.dim;
+  host.atoms.assign(mixture.atoms.begin(), mixture.atoms.end());
+  const std::vector<double> log_w = log_weights(mixture);
+  host.log_weights.assign(log_w.begin(), log_w.end());
+  return host;
+}
+
+template <class T>
+FlowProblem<T> to_problem(const FlowRunOptions& options) {
+  FlowProblem<T> problem;
+  problem.schedule = options.schedule;
+  problem.method = options.method;
+  problem.steps = options.steps;
+  problem.control.rtol = static_cast<T>(options.rtol);
+  problem.control.atol = static_cast<T>(options.atol);
+  problem.control.initial_step = static_cast<T>(options.initial_step);
+  problem.control.max_steps = options.max_steps;
+  // 1 - eps rounded once in T: the time grid of every method ends here.
+  problem.t_end = static_cast<T>(1.0 - options.eps);
+  problem.seed = options.seed;
+  return problem;
+}
+
+/// Prints at most one progress line every two seconds to stderr.
+class ProgressReporter {
+ public:
+  ProgressReporter(bool enabled, std::string label, std::uint64_t total)
+      : enabled_(enabled), label_(std::move(label)), total_(total),
+        start_(Clock::now()), last_(start_) {}
+
+  void update(std::uint64_t done) {
+    if (!enabled_) return;
+    const auto now = Clock::now();
+    if (now - last_ < std::chrono::seconds(2) && done < total_) return;
+    if (done == total_ && !printed_) return;  // A short run stays silent.
+    last_ = now;
+    printed_ = true;
+    const double seconds = std::chrono::duration<double>(now - start_).count();
+    std::fprintf(stderr, "fmg: %s: %5.1f%% (%llu of %llu samples, %.3g samples/s)\n",
+                 label_.c_str(), 100.0 * static_cast<double>(done) / static_cast<double>(total_),
+                 static_cast<unsigned long long>(done),
+                 static_cast<unsigned long long>(total_),
+                 seconds > 0 ? static_cast<double>(done) / seconds : 0.0);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  bool enabled_;
+  std::string label_;
+  std::uint64_t total_;
+  Clock::time_point start_, last_;
+  bool printed_ = false;
+};
+
+template <class T>
+FlowRunResult run_flow_typed(const Mixture& mixture,
+                             const FlowRunOptions& options,
+                             const FlowRunIo& io) {
+  const HostMixture<T> host = to_host_mixture<T>(mixture);
+  const FlowProblem<T> problem = to_problem<T>(options);
+  const BackendChoice backend = resolve_backend(options.backend);
+  std::unique_ptr<FlowBackend<T>> runner =
+      backend == BackendChoice::cuda
+          ? make_cuda_flow_backend(host, problem)
+          : make_cpu_flow_backend(host, problem, options.threads);
+
+  const int d = mixture.dim;
+  const std::size_t chunk = static_cast<std::size_t>(
+      std::min<std::uint64_t>(options.chunk_size, options.num_samples));
+  std::vector<T> starts, base, endpoints;
+  std::vector<std::int32_t> labels;
+  if (io.starts != nullptr) starts.resize(chunk * d);
+  if (io.base_samples) base.resize(chunk * d);
+  if (io.endpoints) endpoints.resize(chunk * d);
+  if (io.labels) labels.resize(chunk);
+
+  FlowRunResult result;
+  result.tally = FlowTally(mixture.num_atoms());
+  result.backend = runner->name();
+  result.device = runner->device();
+  ProgressReporter progress(options.progress,
+                            std::string(schedule_name(options.schedule)),
+                            options.num_samples);
+
+  const auto start = std::chrono::steady_clock::now();
+  for (std::uint64_t first = 0; first < options.num_samples; first += chunk) {
+    FlowChunk<T> work;
+    work.first_index = first;
+    work.count = static_cast<std::size_t>(
+        std::min<std::uint64_t>(chunk, options.num_samples - first));
+    const std::size_t values = work.count * static_cast<std::size_t>(d);
+    if (io.starts != nullptr) {
+      const double* source = io.starts->data() + first * d;
+      std::copy(source, source + values, starts.begin());
+      work.starts = starts.data();
+    }
+    if (io.base_samples) work.base_samples = base.data();
+    if (io.endpoints) work.endpoints = endpoints.data();
+    if (io.labels) work.labels = labels.data();
+
+    runner->run_chunk(work, result.tally);
+
+    if (io.base_samples) io.base_samples(base.data(), values * sizeof(T));
+    if (io.endpoints) io.endpoints(endpoints.data(), values * sizeof(T));
+    if (io.labels) {
+      io.labels(labels.data(), work.count * sizeof(std::int32_t));
+    }
+    progress.update(first + work.count);
+  }
+  result.wall_seconds = std::chrono::duration<double>(
+                            std::chrono::steady_clock::now() - start)
+                            .count();
+  return result;
+}
+
+}  // namespace
+
+void validate_flow_options(const FlowRunOptions& options, int dim) {
+  const char* precision =
+      options.precision == Precision::float32 ? "float" : "double";
+  if (options.num_samples == 0) {
+    throw InvalidArgument("invalid number of samples 0: it must be at least 1");
+  }
+  const double smallest_eps = min_eps(options.precision);
+  if (!(options.eps > 0.0 && options.eps < 1.0)) {
+    throw InvalidArgument("invalid eps " + format_value(options.eps) +
+                          ": it must lie in (0, 1); the run ends at t = 1 - eps");
+  }
+  if (options.eps < smallest_eps) {
+    throw InvalidArgument("invalid eps " + format_value(options.eps) +
+                          ": below the time resolution of " + precision +
+                          " precision; use eps >= " + format_value(smallest_eps));
+  }
+  if (options.steps < 1) {
+    throw InvalidArgument("invalid number of steps " +
+                          std::to_string(options.steps) +
+                          ": it must be at least 1");
+  }
+  const double smallest_tolerance = 4.0 * machine_epsilon(options.precision);
+  for (const auto& [name, value] :
+       {std::pair<const char*, double>{"rtol", options.rtol},
+        std::pair<const char*, double>{"atol", options.atol}}) {
+    if (!(value > 0.0) || !std::isfinite(value)) {
+      throw InvalidArgument(std::string("invalid ") + name + " " +
+                            format_value(value) +
+                            ": it must be a positive finite number");
+    }
+    if (value < smallest_tolerance) {
+      throw InvalidArgument(std::string("invalid ") + name + " " +
+                            format_value(value) + ": " + precision +
+                            " precision cannot meet it; use " + name +
+                            " >= " + format_value(smallest_tolerance));
+    }
+  }
+  if (!(options.initial_step >= 0.0) || !std::isfinite(options.initial_step) ||
+      options.initial_step >= 1.0 - options.eps) {
+    throw InvalidArgument("invalid initial step " +
+                          format_value(options.initial_step) +
+                          ": it must lie in [0, 1 - eps); 0 chooses it "
+                          "automatically");
+  }
+  if (options.max_steps < 1) {
+    throw InvalidArgument("invalid maximum number of steps 0: it must be at least 1");
+  }
+  if (options.chunk_size < 1) {
+    throw InvalidArgument("invalid chunk size 0: it must be at least 1");
+  }
+  if (options.threads < 0) {
+    throw InvalidArgument("invalid thread count " +
+                          std::to_string(options.threads) +
+                          ": it must be 0 (automatic) or positive");
+  }
+  if (dim < 1) {
+    throw InvalidArgument("invalid dimension " + std::to_string(dim) +
+                          ": it must be at least 1");
+  }
+}
+
+BackendChoice resolve_backend(BackendChoice choice) {
+  std::string reason;
+  switch (choice) {
+    case BackendChoice::cpu:
+      return BackendChoice::cpu;
+    case BackendChoice::cuda:
+      if (!cuda_backend_available(&reason)) {
+        throw Unavailable("the CUDA backend was requested but cannot run: " +
+                          reason + "; use --backend cpu or --backend auto");
+      }
+      return BackendChoice::cuda;
+    case BackendChoice::automatic:
+    default:
+      return cuda_backend_available() ? BackendChoice::cuda
+                                      : BackendChoice::cpu;
+  }
+}
+
+FlowRunResult run_flow(const Mixture& mixture, const FlowRunOptions& options,
+                       const FlowRunIo& io) {
+  validate_mixture(mixture, options.precision);
+  validate_flow_options(options, mixture.dim);
+  if (io.starts != nullptr &&
+      io.starts->size() != options.num_samples * mixture.dim) {
+    throw InvalidArgument(
+        "starting points hold " + std::to_string(io.starts->size()) +
+        " values, but " + std::to_string(options.num_samples) + " samples of dimension " +
+        std::to_string(mixture.dim) + " need " +
+        std::to_string(options.num_samples * mixture.dim));
+  }
+  if (options.precision == Precision::float32) {
+    return run_flow_typed<float>(mixture, options, io);
+  }
+  return run_flow_typed<double>(mixture, options, io);
+}
+
+}  // namespace fmg

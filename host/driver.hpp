@@ -1,0 +1,92 @@
+// Chunked batch driver of the flow: validates a run, picks the backend,
+// integrates N samples chunk by chunk in memory independent of N, and
+// streams optional per-sample arrays to sinks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "host/io/mixture_io.hpp"
+#include "kernels/batch.hpp"
+
+namespace fmg {
+
+/// Which backend runs the flow.
+enum class BackendChoice { automatic, cpu, cuda };
+
+/// Options of one flow run under one schedule.
+struct FlowRunOptions {
+  ScheduleKind schedule = ScheduleKind::linear;
+  Method method = Method::dopri5;
+  int steps = 100;            ///< Steps of Euler, Heun and RK4.
+  double rtol = 1e-6;         ///< Dormand-Prince relative tolerance.
+  double atol = 1e-9;         ///< Dormand-Prince absolute tolerance.
+  double initial_step = 0.0;  ///< Dormand-Prince first step; 0 = automatic.
+  std::uint32_t max_steps = 100000;  ///< Dormand-Prince attempted steps.
+  double eps = 1e-3;          ///< The run ends at t_end = 1 - eps.
+  std::uint64_t seed = 20260617;
+  std::uint64_t num_samples = 1000000;
+  BackendChoice backend = BackendChoice::automatic;
+  Precision precision = Precision::float64;
+  int threads = 0;                   ///< CPU threads; 0 = OpenMP default.
+  std::size_t chunk_size = 1 << 20;  ///< Samples per chunk.
+  bool progress = true;              ///< Progress lines on stderr.
+};
+
+/// Receives one per-sample array chunk by chunk, in sample order.
+using ArraySink = std::function<void(const void* data, std::size_t bytes)>;
+
+/// Optional inputs and outputs of a run. Starting points, when given, are
+/// num_samples x d values in row-major order and replace the Philox samples.
+struct FlowRunIo {
+  const std::vector<double>* starts = nullptr;
+  ArraySink base_samples;  ///< Receives values of the run's precision.
+  ArraySink endpoints;     ///< Likewise.
+  ArraySink labels;        ///< Receives int32 labels (-1 for failed samples).
+};
+
+/// What a run measured.
+struct FlowRunResult {
+  FlowTally tally;
+  double wall_seconds = 0.0;
+  std::string backend;  ///< "cpu" or "cuda".
+  std::string device;
+};
+
+/// Throws fmg::InvalidArgument naming the first invalid option of `options`
+/// for a mixture of dimension `dim`, and what would be valid.
+void validate_flow_options(const FlowRunOptions& options, int dim);
+
+/// Resolves BackendChoice::automatic to CUDA when a device is present, else
+/// the CPU. Throws fmg::Unavailable when CUDA is requested but cannot run.
+BackendChoice resolve_backend(BackendChoice choice);
+
+/// Runs the flow for options.num_samples samples of `mixture` (validated
+/// here) and returns the reductions. Memory use is independent of
+/// num_samples unless the caller's sinks keep the arrays.
+FlowRunResult run_flow(const Mixture& mixture, const FlowRunOptions& options,
+                       const FlowRunIo& io = {});
+
+/// Trajectories of the first `count` samples on `points` equally spaced
+/// times from 0 to t_end, computed on the CPU with the same per-sample code.
+struct Trajectories {
+  std::vector<double> times;   ///< `points` entries.
+  std::vector<double> states;  ///< count x points x d, row-major.
+  std::size_t count = 0;
+  int points = 0;
+  int dim = 0;
+};
+
+/// Records trajectories with the run's method: Dormand-Prince through its
+/// fourth-order dense output, the fixed-step methods through cubic Hermite
+/// interpolation between steps. Values are computed in the run's precision
+/// and returned as double.
+Trajectories record_trajectories(const Mixture& mixture,
+                                 const FlowRunOptions& options,
+                                 std::size_t count, int points,
+                                 const std::vector<double>* starts = nullptr);
+
+}  // namespace fmg

@@ -1,0 +1,107 @@
+// Batch launchers of the flow: map the per-sample integration over a chunk
+// of samples on one backend and reduce labels and step counts.
+//
+// The CPU backend (kernels/cpu/batch.cpp) is the reference; the CUDA backend
+// (kernels/cuda/batch.cu) computes the same per-sample functions, one thread
+// per sample. Both generate base samples from (seed, sample index), so a
+// chunk's results do not depend on chunk size or thread count.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/flow.hpp"
+
+namespace fmg {
+
+/// Bins of the accepted-step histogram; the last bin counts every sample
+/// with step_histogram_bins - 1 or more accepted steps.
+inline constexpr int step_histogram_bins = 4096;
+
+/// Reductions over the samples of one or more chunks.
+struct FlowTally {
+  std::vector<std::uint64_t> label_counts;   ///< Per atom, status ok only.
+  std::array<std::uint64_t, 3> status_counts{};  ///< Indexed by SampleStatus.
+  std::vector<std::uint64_t> step_histogram;  ///< Accepted steps per sample.
+  std::uint64_t accepted_sum = 0;
+  std::uint64_t rejected_sum = 0;
+  std::uint64_t evaluations_sum = 0;
+  std::uint32_t accepted_max = 0;
+
+  explicit FlowTally(int num_atoms = 0)
+      : label_counts(static_cast<std::size_t>(num_atoms), 0),
+        step_histogram(step_histogram_bins, 0) {}
+
+  /// Adds the counts of `other`, which must have as many atoms.
+  void merge(const FlowTally& other);
+
+  /// Total number of samples counted.
+  std::uint64_t samples() const {
+    return status_counts[0] + status_counts[1] + status_counts[2];
+  }
+};
+
+/// Inputs and optional outputs of one chunk, all in host memory, row-major
+/// (count x d). A null pointer means "generate" for `starts` and "do not
+/// write" for the outputs.
+template <class T>
+struct FlowChunk {
+  std::uint64_t first_index = 0;  ///< Global index of the chunk's first sample.
+  std::size_t count = 0;
+  const T* starts = nullptr;      ///< Given starting points, or Philox samples.
+  T* base_samples = nullptr;      ///< Receives the starting points.
+  T* endpoints = nullptr;         ///< Receives the states at t_end.
+  std::int32_t* labels = nullptr;  ///< Receives endpoint_label().
+};
+
+/// A backend that integrates chunks of samples of one mixture and problem.
+template <class T>
+class FlowBackend {
+ public:
+  virtual ~FlowBackend() = default;
+
+  /// Integrates every sample of `chunk` and adds its reductions to `tally`.
+  /// An empty chunk does nothing.
+  virtual void run_chunk(const FlowChunk<T>& chunk, FlowTally& tally) = 0;
+
+  /// "cpu" or "cuda".
+  virtual std::string name() const = 0;
+
+  /// The processor or device, e.g. "NVIDIA H200" or "2 OpenMP threads".
+  virtual std::string device() const = 0;
+};
+
+/// Mixture data in precision T, owned by the host.
+template <class T>
+struct HostMixture {
+  std::vector<T> atoms;  ///< K x d, row-major.
+  std::vector<T> log_weights;
+  int dim = 0;
+
+  int num_atoms() const { return static_cast<int>(log_weights.size()); }
+  MixtureView<T> view() const {
+    return {atoms.data(), log_weights.data(), num_atoms(), dim};
+  }
+};
+
+/// Creates the OpenMP backend; threads <= 0 uses OpenMP's default.
+template <class T>
+std::unique_ptr<FlowBackend<T>> make_cpu_flow_backend(
+    const HostMixture<T>& mixture, const FlowProblem<T>& problem,
+    int threads);
+
+/// Creates the CUDA backend on the current device. Throws fmg::Unavailable
+/// when CUDA was not compiled in or no device is present.
+template <class T>
+std::unique_ptr<FlowBackend<T>> make_cuda_flow_backend(
+    const HostMixture<T>& mixture, const FlowProblem<T>& problem);
+
+/// Returns whether the CUDA backend can run here; otherwise stores why not
+/// in `reason` (when given).
+bool cuda_backend_available(std::string* reason = nullptr);
+
+}  // namespace fmg

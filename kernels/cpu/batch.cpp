@@ -1,0 +1,167 @@
+// OpenMP backend of the flow: one sample per loop iteration, each thread
+// with its own workspace and tally, merged after the loop.
+#include "kernels/batch.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "kernels/philox_normal.hpp"
+#include "kernels/vec.hpp"
+
+namespace fmg {
+
+void FlowTally::merge(const FlowTally& other) {
+  if (label_counts.size() < other.label_counts.size()) {
+    label_counts.resize(other.label_counts.size(), 0);
+  }
+  for (std::size_t k = 0; k < other.label_counts.size(); ++k) {
+    label_counts[k] += other.label_counts[k];
+  }
+  for (std::size_t s = 0; s < status_counts.size(); ++s) {
+    status_counts[s] += other.status_counts[s];
+  }
+  for (std::size_t b = 0; b < step_histogram.size(); ++b) {
+    step_histogram[b] += other.step_histogram[b];
+  }
+  accepted_sum += other.accepted_sum;
+  rejected_sum += other.rejected_sum;
+  evaluations_sum += other.evaluations_sum;
+  accepted_max = std::max(accepted_max, other.accepted_max);
+}
+
+namespace {
+
+void count_sample(const SampleCounters& counters, int label,
+                  FlowTally& tally) {
+  tally.status_counts[static_cast<int>(counters.status)] += 1;
+  if (label >= 0) tally.label_counts[static_cast<std::size_t>(label)] += 1;
+  const std::uint32_t bin = std::min<std::uint32_t>(
+      counters.accepted, static_cast<std::uint32_t>(step_histogram_bins - 1));
+  tally.step_histogram[bin] += 1;
+  tally.accepted_sum += counters.accepted;
+  tally.rejected_sum += counters.rejected;
+  tally.evaluations_sum += counters.evaluations;
+  tally.accepted_max = std::max(tally.accepted_max, counters.accepted);
+}
+
+/// Per-thread storage for D known at compile time: everything in locals.
+template <class T, int D>
+struct LocalStorage {
+  using Vec = LocalVec<T, D>;
+  Vec x;
+  Workspace<Vec> ws;
+
+  explicit LocalStorage(int) {}
+};
+
+/// Per-thread storage for a run-time dimension: contiguous scratch.
+template <class T>
+struct ScratchStorage {
+  using Vec = StridedVec<T>;
+  std::vector<T> scratch;
+  Vec x;
+  Workspace<Vec> ws;
+
+  explicit ScratchStorage(int d)
+      : scratch(static_cast<std::size_t>(d) * (workspace_vectors + 1)) {
+    T* p = scratch.data();
+    auto next = [&p, d]() {
+      Vec v{p, d, 1};
+      p += d;
+      return v;
+    };
+    x = next();
+    ws = {next(), next(), next(), next(), next(), next(),
+          next(), next(), next()};
+  }
+};
+
+template <class T>
+class CpuFlowBackend final : public FlowBackend<T> {
+ public:
+  CpuFlowBackend(const HostMixture<T>& mixture, const FlowProblem<T>& problem,
+                 int threads)
+      : mixture_(mixture), problem_(problem),
+        threads_(threads > 0 ? threads : omp_get_max_threads()) {}
+
+  void run_chunk(const FlowChunk<T>& chunk, FlowTally& tally) override {
+    if (chunk.count == 0) return;
+    switch (mixture_.dim) {
+      case 1: run<LocalStorage<T, 1>>(chunk, tally); break;
+      case 2: run<LocalStorage<T, 2>>(chunk, tally); break;
+      case 3: run<LocalStorage<T, 3>>(chunk, tally); break;
+      default: run<ScratchStorage<T>>(chunk, tally); break;
+    }
+  }
+
+  std::string name() const override { return "cpu"; }
+
+  std::string device() const override {
+    return std::to_string(threads_) + " OpenMP threads";
+  }
+
+ private:
+  template <class Storage>
+  void run(const FlowChunk<T>& chunk, FlowTally& tally) {
+    const MixtureView<T> mix = mixture_.view();
+    const int d = mixture_.dim;
+    const auto count = static_cast<std::ptrdiff_t>(chunk.count);
+
+#pragma omp parallel num_threads(threads_)
+    {
+      Storage storage(d);
+      FlowTally local(mix.num_atoms);
+
+#pragma omp for schedule(dynamic, 64)
+      for (std::ptrdiff_t i = 0; i < count; ++i) {
+        const std::size_t row = static_cast<std::size_t>(i) * d;
+        if (chunk.starts != nullptr) {
+          for (int j = 0; j < d; ++j) storage.x[j] = chunk.starts[row + j];
+        } else {
+          philox_base_sample(problem_.seed,
+                             chunk.first_index + static_cast<std::uint64_t>(i),
+                             storage.x);
+        }
+        if (chunk.base_samples != nullptr) {
+          for (int j = 0; j < d; ++j) chunk.base_samples[row + j] = storage.x[j];
+        }
+
+        const SampleCounters counters =
+            integrate_sample(mix, problem_, storage.x, storage.ws);
+        const int label = endpoint_label(mix, counters, storage.x);
+
+        if (chunk.endpoints != nullptr) {
+          for (int j = 0; j < d; ++j) chunk.endpoints[row + j] = storage.x[j];
+        }
+        if (chunk.labels != nullptr) chunk.labels[i] = label;
+        count_sample(counters, label, local);
+      }
+
+#pragma omp critical(fmg_cpu_flow_tally)
+      tally.merge(local);
+    }
+  }
+
+  HostMixture<T> mixture_;
+  FlowProblem<T> problem_;
+  int threads_;
+};
+
+}  // namespace
+
+template <class T>
+std::unique_ptr<FlowBackend<T>> make_cpu_flow_backend(
+    const HostMixture<T>& mixture, const FlowProblem<T>& problem,
+    int threads) {
+  return std::make_unique<CpuFlowBackend<T>>(mixture, problem, threads);
+}
+
+template std::unique_ptr<FlowBackend<float>> make_cpu_flow_backend(
+    const HostMixture<float>&, const FlowProblem<float>&, int);
+template std::unique_ptr<FlowBackend<double>> make_cpu_flow_backend(
+    const HostMixture<double>&, const FlowProblem<double>&, int);
+
+}  // namespace fmg

@@ -1,0 +1,252 @@
+// The CPU backend and the chunked driver: invariance to threads and chunks,
+// basin fractions of the built-in example, statistics and validation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "host/driver.hpp"
+#include "host/errors.hpp"
+#include "host/statistics.hpp"
+
+namespace fmg {
+namespace {
+
+struct Captured {
+  std::vector<unsigned char> endpoints, labels, base;
+  FlowTally tally;
+};
+
+Captured run_captured(const FlowRunOptions& options,
+                      const Mixture& mixture = builtin_example()) {
+  Captured out;
+  FlowRunIo io;
+  auto sink = [](std::vector<unsigned char>& buffer) {
+    return [&buffer](const void* data, std::size_t bytes) {
+      const auto* p = static_cast<const unsigned char*>(data);
+      buffer.insert(buffer.end(), p, p + bytes);
+    };
+  };
+  io.endpoints = sink(out.endpoints);
+  io.labels = sink(out.labels);
+  io.base_samples = sink(out.base);
+  out.tally = run_flow(mixture, options, io).tally;
+  return out;
+}
+
+FlowRunOptions small_run() {
+  FlowRunOptions options;
+  options.backend = BackendChoice::cpu;
+  options.num_samples = 3001;
+  options.progress = false;
+  options.rtol = 1e-7;
+  options.atol = 1e-9;
+  return options;
+}
+
+TEST(CpuBackend, IdenticalAcrossThreadsAndChunks) {
+  FlowRunOptions reference_options = small_run();
+  reference_options.threads = 1;
+  reference_options.chunk_size = 1 << 20;
+  const Captured reference = run_captured(reference_options);
+  for (int threads : {1, 2, 3}) {
+    for (std::size_t chunk : {std::size_t{1}, std::size_t{97}, std::size_t{1000}}) {
+      SCOPED_TRACE(testing::Message() << threads << " threads, chunk " << chunk);
+      FlowRunOptions options = small_run();
+      options.threads = threads;
+      options.chunk_size = chunk;
+      const Captured run = run_captured(options);
+      EXPECT_EQ(run.base, reference.base);
+      EXPECT_EQ(run.endpoints, reference.endpoints);
+      EXPECT_EQ(run.labels, reference.labels);
+      EXPECT_EQ(run.tally.label_counts, reference.tally.label_counts);
+      EXPECT_EQ(run.tally.evaluations_sum, reference.tally.evaluations_sum);
+    }
+  }
+}
+
+TEST(CpuBackend, FloatPrecisionRuns) {
+  FlowRunOptions options = small_run();
+  options.precision = Precision::float32;
+  options.rtol = 1e-5;
+  options.atol = 1e-6;
+  const Captured run = run_captured(options);
+  EXPECT_EQ(run.endpoints.size(), options.num_samples * 2 * sizeof(float));
+  EXPECT_EQ(run.tally.status_counts[0], options.num_samples);
+}
+
+TEST(CpuBackend, StartsReplaceBaseSamples) {
+  FlowRunOptions options = small_run();
+  options.num_samples = 3;
+  const std::vector<double> starts{3.0, 0.0, -1.0, 3.0, -1.0, -3.0};
+  FlowRunIo io;
+  std::vector<std::int32_t> labels;
+  io.starts = &starts;
+  io.labels = [&labels](const void* data, std::size_t bytes) {
+    const auto* p = static_cast<const std::int32_t*>(data);
+    labels.insert(labels.end(), p, p + bytes / sizeof(std::int32_t));
+  };
+  run_flow(builtin_example(), options, io);
+  EXPECT_EQ(labels, (std::vector<std::int32_t>{0, 1, 2}));
+}
+
+TEST(CpuBackend, HighDimensionAndManyAtoms) {
+  Mixture mixture;
+  mixture.dim = 64;
+  const int k_count = 40;
+  for (int k = 0; k < k_count; ++k) {
+    for (int j = 0; j < mixture.dim; ++j) {
+      mixture.atoms.push_back(3.0 * std::sin(1.0 + k * 0.7 + j * 1.3));
+    }
+    mixture.weights.push_back(1.0 / k_count);
+  }
+  FlowRunOptions options = small_run();
+  options.num_samples = 200;
+  options.method = Method::rk4;
+  options.steps = 64;
+  const Captured run = run_captured(options, mixture);
+  EXPECT_EQ(run.tally.samples(), 200u);
+  const auto* endpoints = reinterpret_cast<const double*>(run.endpoints.data());
+  for (std::size_t i = 0; i < 200 * 64; ++i) ASSERT_TRUE(std::isfinite(endpoints[i]));
+}
+
+TEST(BuiltinExample, FractionsMatchWeightsAtOneMillion) {
+  for (ScheduleKind kind : {ScheduleKind::linear, ScheduleKind::variance_preserving,
+                            ScheduleKind::cosine}) {
+    SCOPED_TRACE(static_cast<int>(kind));
+    FlowRunOptions options;
+    options.backend = BackendChoice::cpu;
+    options.schedule = kind;
+    options.num_samples = 1000000;
+    options.progress = false;
+    const FlowRunResult result = run_flow(builtin_example(), options);
+    const BasinStatistics basins =
+        basin_statistics(result.tally, builtin_example().weights);
+    EXPECT_EQ(basins.succeeded, options.num_samples);
+    for (std::size_t k = 0; k < 3; ++k) {
+      SCOPED_TRACE(k);
+      EXPECT_LT(std::fabs(basins.z_scores[k]), 4.0);
+    }
+  }
+}
+
+TEST(Statistics, PercentilesFromHistogram) {
+  FlowTally tally(1);
+  // 50 samples with 10 steps, 40 with 20, 10 with 30.
+  tally.step_histogram[10] = 50;
+  tally.step_histogram[20] = 40;
+  tally.step_histogram[30] = 10;
+  tally.status_counts[0] = 100;
+  tally.accepted_sum = 50 * 10 + 40 * 20 + 10 * 30;
+  tally.accepted_max = 30;
+  const StepStatistics steps = step_statistics(tally);
+  EXPECT_EQ(steps.p50, 10u);
+  EXPECT_EQ(steps.p90, 20u);
+  EXPECT_EQ(steps.p99, 30u);
+  EXPECT_DOUBLE_EQ(steps.mean_accepted, 16.0);
+  EXPECT_FALSE(steps.percentiles_capped);
+}
+
+TEST(Statistics, StandardErrorsAgainstWeights) {
+  FlowTally tally(2);
+  tally.label_counts = {30, 70};
+  tally.status_counts[0] = 100;
+  const BasinStatistics basins = basin_statistics(tally, {0.25, 0.75});
+  EXPECT_DOUBLE_EQ(basins.fractions[0], 0.3);
+  EXPECT_DOUBLE_EQ(basins.standard_errors[0], std::sqrt(0.25 * 0.75 / 100));
+  EXPECT_NEAR(basins.z_scores[0], 0.05 / std::sqrt(0.25 * 0.75 / 100), 1e-12);
+}
+
+TEST(FlowOptions, RejectsInvalidValues) {
+  const struct {
+    const char* name;
+    void (*change)(FlowRunOptions&);
+    const char* fragment;
+  } cases[] = {
+      {"zero samples", [](FlowRunOptions& o) { o.num_samples = 0; }, "samples 0"},
+      {"eps zero", [](FlowRunOptions& o) { o.eps = 0.0; }, "eps 0"},
+      {"eps one", [](FlowRunOptions& o) { o.eps = 1.0; }, "eps 1"},
+      {"eps below resolution", [](FlowRunOptions& o) { o.eps = 1e-16; }, "time resolution"},
+      {"float eps below resolution",
+       [](FlowRunOptions& o) {
+         o.precision = Precision::float32;
+         o.rtol = 1e-4;
+         o.atol = 1e-4;
+         o.eps = 1e-7;
+       },
+       "float"},
+      {"rtol zero", [](FlowRunOptions& o) { o.rtol = 0.0; }, "rtol 0"},
+      {"atol negative", [](FlowRunOptions& o) { o.atol = -1.0; }, "atol -1"},
+      {"rtol NaN", [](FlowRunOptions& o) { o.rtol = std::nan(""); }, "rtol nan"},
+      {"float rtol too small",
+       [](FlowRunOptions& o) {
+         o.precision = Precision::float32;
+         o.rtol = 1e-8;
+       },
+       "cannot meet"},
+      {"steps zero", [](FlowRunOptions& o) { o.steps = 0; }, "steps 0"},
+      {"max steps zero", [](FlowRunOptions& o) { o.max_steps = 0; }, "maximum number of steps"},
+      {"negative initial step", [](FlowRunOptions& o) { o.initial_step = -0.1; }, "initial step"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    FlowRunOptions options = small_run();
+    c.change(options);
+    try {
+      validate_flow_options(options, 2);
+      ADD_FAILURE() << "no exception";
+    } catch (const InvalidArgument& error) {
+      EXPECT_NE(std::string(error.what()).find(c.fragment), std::string::npos)
+          << error.what();
+    }
+  }
+}
+
+TEST(FlowOptions, CudaRequestWithoutDeviceIsUnavailable) {
+  if (cuda_backend_available()) GTEST_SKIP() << "a CUDA device is present";
+  EXPECT_THROW(resolve_backend(BackendChoice::cuda), Unavailable);
+  EXPECT_EQ(resolve_backend(BackendChoice::automatic), BackendChoice::cpu);
+}
+
+TEST(Trajectories, DenseOutputMatchesDirectIntegration) {
+  FlowRunOptions options = small_run();
+  options.rtol = 1e-9;
+  options.atol = 1e-11;
+  const Trajectories paths = record_trajectories(builtin_example(), options, 3, 11);
+  ASSERT_EQ(paths.times.size(), 11u);
+  EXPECT_EQ(paths.times.front(), 0.0);
+  EXPECT_EQ(paths.times.back(), 1.0 - options.eps);
+  // Integrating straight to an intermediate grid time must agree with the
+  // dense output there, to the tolerance of the run.
+  for (std::size_t i = 0; i < 3; ++i) {
+    for (int g : {3, 7}) {
+      SCOPED_TRACE(testing::Message() << "sample " << i << " point " << g);
+      FlowRunOptions partial = options;
+      partial.eps = 1.0 - paths.times[g];
+      const Trajectories direct = record_trajectories(builtin_example(), partial, i + 1, 2);
+      for (int j = 0; j < 2; ++j) {
+        EXPECT_NEAR(paths.states[(i * 11 + g) * 2 + j],
+                    direct.states[(i * 2 + 1) * 2 + j], 1e-6);
+      }
+    }
+  }
+}
+
+TEST(Trajectories, FixedStepEndsAtEndpoint) {
+  FlowRunOptions options = small_run();
+  options.method = Method::rk4;
+  options.steps = 50;
+  options.num_samples = 4;
+  const Trajectories paths = record_trajectories(builtin_example(), options, 4, 26);
+  const Captured run = run_captured(options);
+  const auto* endpoints = reinterpret_cast<const double*>(run.endpoints.data());
+  for (std::size_t i = 0; i < 4; ++i) {
+    for (int j = 0; j < 2; ++j) {
+      EXPECT_DOUBLE_EQ(paths.states[(i * 26 + 25) * 2 + j], endpoints[i * 2 + j]);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fmg
