@@ -1,0 +1,93 @@
+#include "host/cli/common.hpp"
+
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+
+#include "host/errors.hpp"
+
+namespace fmg::cli {
+
+std::uint64_t parse_count(const std::string& text, const std::string& option) {
+  const std::string message_start = "invalid " + option + " '" + text + "': ";
+  if (text.empty()) throw InvalidArgument(message_start + "it is empty");
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0') {
+    throw InvalidArgument(message_start + "it is not a number");
+  }
+  if (!std::isfinite(value) || value < 1.0) {
+    throw InvalidArgument(message_start + "it must be at least 1");
+  }
+  if (value >= 9.2233720368547758e18) {
+    throw InvalidArgument(message_start + "it must be below 2^63");
+  }
+  if (std::floor(value) != value) {
+    throw InvalidArgument(message_start + "it must be a whole number");
+  }
+  // Integers above 2^53 are parsed exactly as integers, not through double.
+  if (text.find_first_not_of("0123456789") == std::string::npos) {
+    return std::strtoull(text.c_str(), nullptr, 10);
+  }
+  return static_cast<std::uint64_t>(value);
+}
+
+double parse_real(const std::string& text, const std::string& option) {
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || end == text.c_str() || *end != '\0') {
+    throw InvalidArgument("invalid " + option + " '" + text +
+                          "': it is not a number");
+  }
+  return value;
+}
+
+Mixture load_mixture(const std::string& path) {
+  return path.empty() ? builtin_example() : read_mixture_file(path);
+}
+
+std::string mixture_source(const std::string& path) {
+  return path.empty() ? std::string("built-in example") : path;
+}
+
+NpyStream::NpyStream(AtomicFile& file, NpyType type,
+                     std::vector<std::size_t> shape)
+    : file_(&file) {
+  expected_bytes_ = npy_item_size(type);
+  for (std::size_t extent : shape) expected_bytes_ *= extent;
+  write_npy_header(file.stream(), type, shape);
+}
+
+void NpyStream::append(const void* data, std::size_t bytes) {
+  file_->stream().write(static_cast<const char*>(data),
+                        static_cast<std::streamsize>(bytes));
+  written_bytes_ += bytes;
+}
+
+void NpyStream::finish() const {
+  if (written_bytes_ != expected_bytes_) {
+    throw FileError(file_->path() + ": wrote " + std::to_string(written_bytes_) +
+                    " data bytes where the header promises " +
+                    std::to_string(expected_bytes_));
+  }
+}
+
+std::string tagged_path(const std::string& path, const std::string& tag) {
+  const std::size_t slash = path.find_last_of('/');
+  const std::size_t dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) {
+    return path + "_" + tag;
+  }
+  return path.substr(0, dot) + "_" + tag + path.substr(dot);
+}
+
+void emit_json(const nlohmann::json& summary, AtomicFile* file) {
+  if (file == nullptr) {
+    std::cout << summary.dump(2) << "\n";
+    std::cout.flush();
+    return;
+  }
+  file->stream() << summary.dump(2) << "\n";
+}
+
+}  // namespace fmg::cli

@@ -1,0 +1,70 @@
+// Pieces shared by the subcommands of the fmg program: option parsing,
+// mixture loading, staged outputs and JSON printing.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "host/io/atomic_file.hpp"
+#include "host/io/mixture_io.hpp"
+#include "host/io/npy.hpp"
+#include "kernels/common.hpp"
+
+namespace fmg::cli {
+
+/// Exit statuses of the fmg program.
+enum ExitStatus : int {
+  exit_ok = 0,
+  exit_failure = 1,         ///< An unexpected internal error.
+  exit_invalid_input = 2,   ///< Invalid option or input value.
+  exit_file_error = 3,      ///< Unreadable, malformed or unwritable file.
+  exit_unavailable = 4,     ///< Backend or feature not available here.
+};
+
+/// Parses a sample count written as an integer or in scientific notation
+/// ("1e6"). Throws fmg::InvalidArgument for values that are not whole
+/// numbers in [1, 2^63), naming `option`.
+std::uint64_t parse_count(const std::string& text, const std::string& option);
+
+/// Parses a real number, throwing fmg::InvalidArgument naming `option` when
+/// the text is not a number.
+double parse_real(const std::string& text, const std::string& option);
+
+/// The mixture of `path`, or the built-in example when `path` is empty.
+Mixture load_mixture(const std::string& path);
+
+/// A human-readable name of the mixture's source.
+std::string mixture_source(const std::string& path);
+
+/// An .npy file written chunk by chunk: the header goes out at creation
+/// with the final shape, and append() adds raw row-major data.
+class NpyStream {
+ public:
+  NpyStream(AtomicFile& file, NpyType type, std::vector<std::size_t> shape);
+
+  void append(const void* data, std::size_t bytes);
+
+  /// Throws fmg::FileError unless exactly the bytes of the shape arrived.
+  void finish() const;
+
+ private:
+  AtomicFile* file_;
+  std::size_t expected_bytes_;
+  std::size_t written_bytes_ = 0;
+};
+
+/// Inserts "_<tag>" before the extension of `path` (run.npy -> run_linear.npy).
+std::string tagged_path(const std::string& path, const std::string& tag);
+
+/// Writes `summary` to stdout, or to `path` through `outputs`.
+void emit_json(const nlohmann::json& summary, AtomicFile* file);
+
+/// Registers the subcommands; each returns through exceptions on failure.
+void add_sample_command(CLI::App& app);
+void add_field_command(CLI::App& app);
+
+}  // namespace fmg::cli

@@ -1,0 +1,41 @@
+// The fmg program: flow matching and semi-discrete optimal transport from a
+// Gaussian to a mixture of Dirac masses.
+#include <CLI/CLI.hpp>
+
+#include <exception>
+#include <iostream>
+
+#include "host/cli/common.hpp"
+#include "host/errors.hpp"
+
+int main(int argc, char** argv) {
+  using namespace fmg::cli;
+  CLI::App app{
+      "fmg: batch sampler for flow matching from N(0, I) to a mixture of "
+      "Dirac masses, and for the semi-discrete optimal transport map between "
+      "the same laws"};
+  app.set_version_flag("--version", std::string("fmg ") + FMG_VERSION);
+  app.require_subcommand(1);
+  add_sample_command(app);
+  add_field_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int status = app.exit(error);
+    return status == 0 ? exit_ok : exit_invalid_input;
+  } catch (const fmg::InvalidArgument& error) {
+    std::cerr << "fmg: error: " << error.what() << "\n";
+    return exit_invalid_input;
+  } catch (const fmg::FileError& error) {
+    std::cerr << "fmg: error: " << error.what() << "\n";
+    return exit_file_error;
+  } catch (const fmg::Unavailable& error) {
+    std::cerr << "fmg: error: " << error.what() << "\n";
+    return exit_unavailable;
+  } catch (const std::exception& error) {
+    std::cerr << "fmg: internal error: " << error.what() << "\n";
+    return exit_failure;
+  }
+  return exit_ok;
+}

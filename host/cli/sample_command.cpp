@@ -1,0 +1,407 @@
+// fmg sample: integrate the flow for N samples under one or all schedules
+// and report basin fractions against the target weights.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#include "host/cli/common.hpp"
+#include "host/driver.hpp"
+#include "host/errors.hpp"
+#include "host/names.hpp"
+#include "host/statistics.hpp"
+
+namespace fmg::cli {
+namespace {
+
+struct SampleArguments {
+  std::string mixture_path;
+  std::string schedules = "all";
+  std::string samples;  ///< Empty: 1e6, or the rows of --starts.
+  std::string method = "dopri5";
+  int steps = 100;
+  std::string rtol, atol;
+  double initial_step = 0.0;
+  std::uint32_t max_steps = 100000;
+  double eps = 1e-3;
+  std::uint64_t seed = 20260617;
+  std::string backend = "auto";
+  std::string precision = "double";
+  int threads = 0;
+  std::string chunk_size = "1048576";
+  std::string starts_path;
+  std::string summary_path;
+  bool json_to_stdout = false;
+  std::string endpoints_path, labels_path, base_path;
+  int trajectories = 0;
+  int trajectory_points = 101;
+  std::string trajectories_path;
+  bool quiet = false;
+};
+
+std::string format_number(double value, int digits = 6) {
+  std::ostringstream out;
+  out.precision(digits);
+  out << value;
+  return out.str();
+}
+
+FlowRunOptions to_run_options(const SampleArguments& args,
+                              std::uint64_t samples) {
+  FlowRunOptions options;
+  options.method = parse_method(args.method);
+  options.precision = parse_precision(args.precision);
+  options.backend = parse_backend(args.backend);
+  const bool single = options.precision == Precision::float32;
+  options.rtol = args.rtol.empty() ? (single ? 1e-5 : 1e-6)
+                                   : parse_real(args.rtol, "--rtol");
+  options.atol = args.atol.empty() ? (single ? 1e-6 : 1e-9)
+                                   : parse_real(args.atol, "--atol");
+  options.steps = args.steps;
+  options.initial_step = args.initial_step;
+  options.max_steps = args.max_steps;
+  options.eps = args.eps;
+  options.seed = args.seed;
+  options.num_samples = samples;
+  options.threads = args.threads;
+  options.chunk_size = parse_count(args.chunk_size, "--chunk-size");
+  options.progress = !args.quiet;
+  return options;
+}
+
+nlohmann::json run_json(const FlowRunOptions& options,
+                        const FlowRunResult& result,
+                        const BasinStatistics& basins,
+                        const StepStatistics& steps) {
+  nlohmann::json run;
+  run["schedule"] = schedule_name(options.schedule);
+  run["backend"] = result.backend;
+  run["device"] = result.device;
+  run["precision"] = precision_name(options.precision);
+  run["seed"] = options.seed;
+  run["samples"] = options.num_samples;
+  run["succeeded"] = basins.succeeded;
+  run["wall_seconds"] = result.wall_seconds;
+  run["samples_per_second"] =
+      result.wall_seconds > 0
+          ? static_cast<double>(options.num_samples) / result.wall_seconds
+          : 0.0;
+  run["counts"] = basins.counts;
+  run["fractions"] = basins.fractions;
+  run["weights"] = basins.weights;
+  run["standard_errors"] = basins.standard_errors;
+  run["z_scores"] = basins.z_scores;
+  run["failures"] = {{"max_steps_reached", steps.max_steps_reached},
+                     {"non_finite_state", steps.non_finite_state}};
+  run["steps"] = {
+      {"mean_accepted", steps.mean_accepted},
+      {"max_accepted", steps.max_accepted},
+      {"p50_accepted", steps.p50},
+      {"p90_accepted", steps.p90},
+      {"p99_accepted", steps.p99},
+      {"percentiles_capped", steps.percentiles_capped},
+      {"mean_rejected", steps.mean_rejected},
+      {"mean_evaluations", steps.mean_evaluations},
+      {"total_evaluations", steps.total_evaluations},
+      {"evaluations_per_second",
+       result.wall_seconds > 0
+           ? static_cast<double>(steps.total_evaluations) / result.wall_seconds
+           : 0.0}};
+  return run;
+}
+
+void print_table(const nlohmann::json& summary) {
+  const auto& opts = summary["options"];
+  const auto& mix = summary["mixture"];
+  std::printf("fmg sample: %s (K = %d, d = %d), N = %llu, %s, eps %s, %s\n",
+              mix["source"].get<std::string>().c_str(),
+              mix["num_atoms"].get<int>(), mix["dim"].get<int>(),
+              static_cast<unsigned long long>(opts["samples"].get<std::uint64_t>()),
+              opts["method_description"].get<std::string>().c_str(),
+              format_number(opts["eps"].get<double>()).c_str(),
+              opts["precision"].get<std::string>().c_str());
+  std::printf("%-20s %5s %9s %9s %9s %7s\n", "schedule", "atom", "weight",
+              "fraction", "std.err", "z");
+  for (const auto& run : summary["runs"]) {
+    const auto& fractions = run["fractions"];
+    for (std::size_t k = 0; k < fractions.size(); ++k) {
+      std::printf("%-20s %5zu %9.4f %9.6f %9.6f %7.2f\n",
+                  k == 0 ? run["schedule"].get<std::string>().c_str() : "", k,
+                  run["weights"][k].get<double>(), fractions[k].get<double>(),
+                  run["standard_errors"][k].get<double>(),
+                  run["z_scores"][k].get<double>());
+    }
+    const auto& steps = run["steps"];
+    std::printf(
+        "%-20s steps mean %.1f, p50 %u, p99 %u, max %u; failures %llu; "
+        "%s %s, %.3g s, %.3g samples/s\n",
+        "", steps["mean_accepted"].get<double>(),
+        steps["p50_accepted"].get<unsigned>(),
+        steps["p99_accepted"].get<unsigned>(),
+        steps["max_accepted"].get<unsigned>(),
+        static_cast<unsigned long long>(
+            run["failures"]["max_steps_reached"].get<std::uint64_t>() +
+            run["failures"]["non_finite_state"].get<std::uint64_t>()),
+        run["backend"].get<std::string>().c_str(),
+        run["device"].get<std::string>().c_str(),
+        run["wall_seconds"].get<double>(),
+        run["samples_per_second"].get<double>());
+  }
+  std::fflush(stdout);
+}
+
+std::string method_description(const FlowRunOptions& options) {
+  if (options.method == Method::dopri5) {
+    return "dopri5 rtol " + format_number(options.rtol) + " atol " +
+           format_number(options.atol);
+  }
+  return std::string(method_name(options.method)) + " with " +
+         std::to_string(options.steps) + " steps";
+}
+
+void run_sample(const SampleArguments& args) {
+  // Inputs first, so invalid input fails before any output file exists.
+  const Mixture mixture = load_mixture(args.mixture_path);
+  const std::vector<ScheduleKind> schedules = parse_schedules(args.schedules);
+
+  std::optional<std::vector<double>> starts;
+  std::uint64_t samples =
+      args.samples.empty() ? 1000000 : parse_count(args.samples, "--n");
+  if (!args.starts_path.empty()) {
+    Matrix<double> matrix = read_npy_matrix<double>(args.starts_path, mixture.dim);
+    if (!args.samples.empty() && samples != matrix.rows) {
+      throw InvalidArgument("--n " + args.samples + " disagrees with the " +
+                            std::to_string(matrix.rows) +
+                            " starting points in " + args.starts_path +
+                            "; omit --n to use them all");
+    }
+    samples = matrix.rows;
+    starts = std::move(matrix.values);
+  }
+
+  FlowRunOptions options = to_run_options(args, samples);
+  validate_mixture(mixture, options.precision);
+  validate_flow_options(options, mixture.dim);
+  if (args.trajectories < 0) {
+    throw InvalidArgument("invalid --trajectories " +
+                          std::to_string(args.trajectories) +
+                          ": it must be 0 or positive");
+  }
+  if (static_cast<std::uint64_t>(args.trajectories) > samples) {
+    throw InvalidArgument("invalid --trajectories " +
+                          std::to_string(args.trajectories) +
+                          ": it exceeds the number of samples " +
+                          std::to_string(samples));
+  }
+  if (args.trajectories > 0 && args.trajectories_path.empty()) {
+    throw InvalidArgument("--trajectories needs --trajectories-out FILE.npy");
+  }
+  if (args.trajectory_points < 2) {
+    throw InvalidArgument("invalid --trajectory-points " +
+                          std::to_string(args.trajectory_points) +
+                          ": it must be at least 2");
+  }
+  // Fails here, before any work, when CUDA is requested but cannot run.
+  const BackendChoice backend = resolve_backend(options.backend);
+  (void)backend;
+
+  // Stage every output now: an unwritable path fails before the run, and
+  // nothing is renamed into place unless the whole command succeeds.
+  OutputSet outputs;
+  AtomicFile* summary_file =
+      args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path);
+  const bool several = schedules.size() > 1;
+  const auto path_for = [&](const std::string& path, ScheduleKind kind) {
+    return several ? tagged_path(path, std::string(schedule_name(kind))) : path;
+  };
+  const NpyType value_type = options.precision == Precision::float32
+                                 ? NpyType::float32
+                                 : NpyType::float64;
+  const std::size_t d = static_cast<std::size_t>(mixture.dim);
+
+  std::vector<std::unique_ptr<NpyStream>> streams;
+  auto open_stream = [&](const std::string& path, NpyType type,
+                         std::vector<std::size_t> shape) {
+    streams.push_back(
+        std::make_unique<NpyStream>(outputs.add(path), type, std::move(shape)));
+    return streams.back().get();
+  };
+
+  nlohmann::json summary;
+  summary["fmg_version"] = FMG_VERSION;
+  summary["command"] = "sample";
+  nlohmann::json mixture_json = mixture_to_json(mixture);
+  mixture_json["source"] = mixture_source(args.mixture_path);
+  mixture_json["num_atoms"] = mixture.num_atoms();
+  mixture_json["dim"] = mixture.dim;
+  summary["mixture"] = mixture_json;
+  summary["options"] = {
+      {"method", method_name(options.method)},
+      {"method_description", method_description(options)},
+      {"steps", options.steps},
+      {"rtol", options.rtol},
+      {"atol", options.atol},
+      {"initial_step", options.initial_step},
+      {"max_steps", options.max_steps},
+      {"eps", options.eps},
+      {"t_end", 1.0 - options.eps},
+      {"seed", options.seed},
+      {"samples", samples},
+      {"precision", precision_name(options.precision)},
+      {"backend_requested", args.backend},
+      {"chunk_size", options.chunk_size},
+      {"starts", args.starts_path.empty() ? nlohmann::json("philox")
+                                          : nlohmann::json(args.starts_path)}};
+  summary["runs"] = nlohmann::json::array();
+  nlohmann::json files = nlohmann::json::object();
+
+  NpyStream* base_stream = nullptr;
+  if (!args.base_path.empty()) {
+    base_stream = open_stream(args.base_path, value_type, {samples, d});
+    files["base_samples"] = args.base_path;
+  }
+
+  for (std::size_t s = 0; s < schedules.size(); ++s) {
+    options.schedule = schedules[s];
+    FlowRunIo io;
+    io.starts = starts ? &*starts : nullptr;
+    if (base_stream != nullptr && s == 0) {
+      io.base_samples = [base_stream](const void* data, std::size_t bytes) {
+        base_stream->append(data, bytes);
+      };
+    }
+    const std::string tag(schedule_name(options.schedule));
+    if (!args.endpoints_path.empty()) {
+      const std::string path = path_for(args.endpoints_path, options.schedule);
+      NpyStream* stream = open_stream(path, value_type, {samples, d});
+      io.endpoints = [stream](const void* data, std::size_t bytes) {
+        stream->append(data, bytes);
+      };
+      files["endpoints_" + tag] = path;
+    }
+    if (!args.labels_path.empty()) {
+      const std::string path = path_for(args.labels_path, options.schedule);
+      NpyStream* stream = open_stream(path, NpyType::int32, {samples});
+      io.labels = [stream](const void* data, std::size_t bytes) {
+        stream->append(data, bytes);
+      };
+      files["labels_" + tag] = path;
+    }
+
+    const FlowRunResult result = run_flow(mixture, options, io);
+    const BasinStatistics basins = basin_statistics(result.tally, mixture.weights);
+    const StepStatistics steps = step_statistics(result.tally);
+    nlohmann::json run = run_json(options, result, basins, steps);
+
+    if (args.trajectories > 0) {
+      const Trajectories paths = record_trajectories(
+          mixture, options, static_cast<std::size_t>(args.trajectories),
+          args.trajectory_points, starts ? &*starts : nullptr);
+      const std::string path = path_for(args.trajectories_path, options.schedule);
+      NpyStream* stream = open_stream(
+          path, NpyType::float64,
+          {paths.count, static_cast<std::size_t>(paths.points), d});
+      stream->append(paths.states.data(), paths.states.size() * sizeof(double));
+      run["trajectories"] = {{"file", path},
+                             {"count", paths.count},
+                             {"times", paths.times}};
+      files["trajectories_" + tag] = path;
+    }
+    summary["runs"].push_back(run);
+  }
+  summary["files"] = files;
+
+  for (const auto& stream : streams) stream->finish();
+  if (summary_file != nullptr) emit_json(summary, summary_file);
+  outputs.commit_all();
+
+  if (args.json_to_stdout) {
+    emit_json(summary, nullptr);
+  } else {
+    print_table(summary);
+  }
+}
+
+}  // namespace
+
+void add_sample_command(CLI::App& app) {
+  auto args = std::make_shared<SampleArguments>();
+  CLI::App* cmd = app.add_subcommand(
+      "sample",
+      "Integrate the flow from N base samples to the mixture and report the "
+      "fraction of samples reaching each atom. With no options: the built-in "
+      "three-atom example, N = 1e6, every schedule.");
+  cmd->add_option("--mixture", args->mixture_path,
+                  "Mixture JSON file {\"atoms\": [[...], ...], \"weights\": "
+                  "[...]}; default: the built-in three-atom example");
+  cmd->add_option("--schedule", args->schedules,
+                  "linear, variance-preserving (vp), cosine, or all")
+      ->capture_default_str();
+  cmd->add_option("-n,--n", args->samples,
+                  "Number of samples, as an integer or in scientific notation "
+                  "(1e9); default 1e6, or the rows of --starts");
+  cmd->add_option("--method", args->method, "euler, heun, rk4 or dopri5")
+      ->capture_default_str();
+  cmd->add_option("--steps", args->steps,
+                  "Steps of the fixed-step methods euler, heun and rk4")
+      ->capture_default_str();
+  cmd->add_option("--rtol", args->rtol,
+                  "Dormand-Prince relative tolerance; default 1e-6 in double, "
+                  "1e-5 in float");
+  cmd->add_option("--atol", args->atol,
+                  "Dormand-Prince absolute tolerance, in units of the atoms' "
+                  "coordinates; default 1e-9 in double, 1e-6 in float");
+  cmd->add_option("--initial-step", args->initial_step,
+                  "Dormand-Prince first step in time units; 0 chooses it per "
+                  "sample")
+      ->capture_default_str();
+  cmd->add_option("--max-steps", args->max_steps,
+                  "Dormand-Prince limit on attempted steps per sample")
+      ->capture_default_str();
+  cmd->add_option("--eps", args->eps,
+                  "Integrate to t_end = 1 - eps (the velocity is singular at "
+                  "t = 1)")
+      ->capture_default_str();
+  cmd->add_option("--seed", args->seed,
+                  "Seed of the counter-based (Philox) base samples")
+      ->capture_default_str();
+  cmd->add_option("--backend", args->backend,
+                  "auto (CUDA when a device is present, else CPU), cpu or cuda")
+      ->capture_default_str();
+  cmd->add_option("--precision", args->precision, "double or float")
+      ->capture_default_str();
+  cmd->add_option("--threads", args->threads,
+                  "CPU threads; 0 uses OpenMP's default (OMP_NUM_THREADS)")
+      ->capture_default_str();
+  cmd->add_option("--chunk-size", args->chunk_size,
+                  "Samples per chunk; memory use grows with it, not with N")
+      ->capture_default_str();
+  cmd->add_option("--starts", args->starts_path,
+                  "Starting points as an (N, d) float64 or float32 .npy file, "
+                  "in place of the Philox base samples; N defaults to its rows");
+  cmd->add_option("--summary", args->summary_path,
+                  "Write the JSON summary to this file");
+  cmd->add_flag("--json", args->json_to_stdout,
+                "Print the JSON summary on stdout instead of the table");
+  cmd->add_option("--endpoints-out", args->endpoints_path,
+                  "Write the (N, d) endpoints at t_end to this .npy file; "
+                  "with several schedules the schedule name is appended");
+  cmd->add_option("--labels-out", args->labels_path,
+                  "Write the (N,) int32 atom labels (-1 for failed samples)");
+  cmd->add_option("--base-out", args->base_path,
+                  "Write the (N, d) base samples to this .npy file");
+  cmd->add_option("--trajectories", args->trajectories,
+                  "Record the trajectories of the first M samples")
+      ->capture_default_str();
+  cmd->add_option("--trajectory-points", args->trajectory_points,
+                  "Points of the uniform time grid on [0, t_end]")
+      ->capture_default_str();
+  cmd->add_option("--trajectories-out", args->trajectories_path,
+                  "Write the (M, points, d) float64 trajectories to this .npy "
+                  "file; the times are in the summary");
+  cmd->add_flag("-q,--quiet", args->quiet, "No progress lines on stderr");
+  cmd->callback([args]() { run_sample(*args); });
+}
+
+}  // namespace fmg::cli

@@ -1,0 +1,217 @@
+#include "host/io/atomic_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+
+#include "host/errors.hpp"
+
+namespace fmg {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string os_error_message(int error_number) {
+  return std::generic_category().message(error_number);
+}
+
+// Creates an empty file next to `target` under a hidden name that no other
+// AtomicFile of any process uses, and returns its path. O_EXCL makes the
+// creation fail rather than reuse a file left by a crashed run.
+std::string create_temporary_file(const std::string& target) {
+  static std::atomic<unsigned long> counter{0};
+
+  const fs::path target_path(target);
+  // Keeps the hidden name within NAME_MAX (255 on Linux) for long names.
+  const std::string name = target_path.filename().string().substr(0, 200);
+  const fs::path directory = target_path.parent_path();
+  constexpr int max_attempts = 100;
+
+  for (int attempt = 1;; ++attempt) {
+    const std::string hidden_name = "." + name + ".tmp." +
+                                    std::to_string(::getpid()) + "." +
+                                    std::to_string(counter++);
+    const fs::path temporary = directory / hidden_name;
+    const int fd = ::open(temporary.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+      ::close(fd);
+      return temporary.string();
+    }
+    const int error_number = errno;
+    if (error_number == EEXIST && attempt < max_attempts) continue;
+    throw FileError("failed to create output file '" + target +
+                    "': " + os_error_message(error_number));
+  }
+}
+
+// Returns the path that `path` refers to, with `.`, `..` and symbolic links
+// of its existing part resolved, so that two spellings compare equal.
+std::string resolve_output_path(const std::string& path) {
+  std::error_code error;
+  const fs::path absolute = fs::absolute(path, error);
+  if (error) return path;
+  const fs::path resolved = fs::weakly_canonical(absolute, error);
+  if (error) return absolute.lexically_normal().string();
+  return resolved.string();
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  if (path_.empty()) {
+    throw InvalidArgument("output path is empty; give a file name");
+  }
+  const fs::path target(path_);
+  std::error_code error;
+  if (!target.has_filename() || fs::is_directory(target, error)) {
+    throw FileError("failed to create output file '" + path_ +
+                    "': the path is a directory, not a file name");
+  }
+
+  temporary_path_ = create_temporary_file(path_);
+  stream_.open(temporary_path_, std::ios::binary | std::ios::trunc);
+  if (!stream_.is_open()) {
+    const int error_number = errno;
+    discard();
+    throw FileError("failed to open output file '" + path_ +
+                    "' for writing: " + os_error_message(error_number));
+  }
+}
+
+AtomicFile::~AtomicFile() {
+  if (!committed_) discard();
+}
+
+AtomicFile::AtomicFile(AtomicFile&& other) noexcept
+    : path_(std::move(other.path_)),
+      temporary_path_(std::exchange(other.temporary_path_, std::string())),
+      stream_(std::move(other.stream_)),
+      committed_(other.committed_) {}
+
+AtomicFile& AtomicFile::operator=(AtomicFile&& other) noexcept {
+  if (this != &other) {
+    if (!committed_) discard();
+    path_ = std::move(other.path_);
+    temporary_path_ = std::exchange(other.temporary_path_, std::string());
+    stream_ = std::move(other.stream_);
+    committed_ = other.committed_;
+  }
+  return *this;
+}
+
+std::ostream& AtomicFile::stream() {
+  if (committed_ || temporary_path_.empty()) {
+    throw std::logic_error("AtomicFile::stream: output file '" + path_ +
+                           "' is already committed or discarded");
+  }
+  return stream_;
+}
+
+void AtomicFile::commit() {
+  if (committed_ || temporary_path_.empty()) {
+    throw std::logic_error("AtomicFile::commit: output file '" + path_ +
+                           "' is already committed or discarded");
+  }
+  close_and_check();
+  rename_onto_path();
+}
+
+void AtomicFile::close_and_check() {
+  // errno is only meaningful if the flush or close itself fails; an earlier
+  // failed write leaves the stream failed with errno possibly overwritten.
+  errno = 0;
+  stream_.flush();
+  stream_.close();
+  if (stream_.fail()) {
+    const int error_number = errno;
+    discard();
+    std::string message = "failed to write output file '" + path_ + "'";
+    if (error_number != 0) message += ": " + os_error_message(error_number);
+    throw FileError(message);
+  }
+}
+
+void AtomicFile::rename_onto_path() {
+  if (std::rename(temporary_path_.c_str(), path_.c_str()) != 0) {
+    const int error_number = errno;
+    const std::string temporary = temporary_path_;
+    discard();
+    throw FileError("failed to rename '" + temporary + "' onto output file '" +
+                    path_ + "': " + os_error_message(error_number));
+  }
+  temporary_path_.clear();
+  committed_ = true;
+}
+
+void AtomicFile::discard() noexcept {
+  if (stream_.is_open()) stream_.close();
+  if (!temporary_path_.empty()) {
+    std::remove(temporary_path_.c_str());
+    temporary_path_.clear();
+  }
+}
+
+AtomicFile& OutputSet::add(std::string path) {
+  if (committed_) {
+    throw std::logic_error("OutputSet::add: the set is already committed");
+  }
+  std::string resolved = resolve_output_path(path);
+  for (std::size_t i = 0; i < resolved_paths_.size(); ++i) {
+    if (resolved_paths_[i] == resolved) {
+      throw InvalidArgument("output path '" + path +
+                            "' is given twice (it is the same file as '" +
+                            files_[i]->path() +
+                            "'); each output needs its own path");
+    }
+  }
+
+  auto file = std::make_unique<AtomicFile>(std::move(path));
+  resolved_paths_.reserve(resolved_paths_.size() + 1);
+  files_.push_back(std::move(file));
+  resolved_paths_.push_back(std::move(resolved));
+  return *files_.back();
+}
+
+void OutputSet::commit_all() {
+  if (committed_) {
+    throw std::logic_error("OutputSet::commit_all: called twice");
+  }
+  committed_ = true;
+
+  try {
+    for (auto& file : files_) file->close_and_check();
+  } catch (...) {
+    for (auto& file : files_) file->discard();
+    throw;
+  }
+
+  std::size_t renamed = 0;
+  try {
+    for (; renamed < files_.size(); ++renamed) {
+      files_[renamed]->rename_onto_path();
+    }
+  } catch (const FileError& error) {
+    for (std::size_t i = 0; i < renamed; ++i) {
+      std::remove(files_[i]->path().c_str());
+    }
+    for (auto& file : files_) file->discard();
+    throw FileError(std::string(error.what()) +
+                    "; removed the other output files of this run");
+  }
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  AtomicFile file(path);
+  file.stream() << text;
+  file.commit();
+}
+
+}  // namespace fmg
