@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 
 #include "host/errors.hpp"
 
@@ -40,6 +41,48 @@ double parse_real(const std::string& text, const std::string& option) {
                           "': it is not a number");
   }
   return value;
+}
+
+std::vector<double> parse_times(const std::vector<std::string>& items) {
+  std::vector<double> times;
+  for (const std::string& item : items) {
+    const std::size_t colon = item.find(':');
+    if (colon == std::string::npos) {
+      times.push_back(parse_real(item, "--times"));
+      continue;
+    }
+    const std::size_t second = item.find(':', colon + 1);
+    if (second == std::string::npos) {
+      throw InvalidArgument("invalid --times '" + item +
+                            "': expected START:STOP:COUNT such as 0.05:0.97:40");
+    }
+    const double start = parse_real(item.substr(0, colon), "--times");
+    const double stop = parse_real(item.substr(colon + 1, second - colon - 1), "--times");
+    const std::uint64_t count = parse_count(item.substr(second + 1), "--times count");
+    if (count < 2 || count > 1000000) {
+      throw InvalidArgument("invalid --times '" + item +
+                            "': COUNT must lie in [2, 1000000]");
+    }
+    for (std::uint64_t i = 0; i < count; ++i) {
+      times.push_back(i + 1 == count ? stop
+                                     : start + (stop - start) * static_cast<double>(i) /
+                                                   static_cast<double>(count - 1));
+    }
+  }
+  if (times.empty()) {
+    throw InvalidArgument("--times is empty: give one or more times in [0, 1)");
+  }
+  for (double t : times) {
+    if (!(t >= 0.0 && t < 1.0)) {
+      std::ostringstream text;
+      text.precision(17);
+      text << t;
+      throw InvalidArgument("invalid time " + text.str() +
+                            ": it must lie in [0, 1); the velocity is "
+                            "singular at t = 1");
+    }
+  }
+  return times;
 }
 
 Mixture load_mixture(const std::string& path) {

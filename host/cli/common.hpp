@@ -19,7 +19,7 @@ namespace fmg::cli {
 /// Exit statuses of the fmg program.
 enum ExitStatus : int {
   exit_ok = 0,
-  exit_failure = 1,         ///< An unexpected internal error.
+  exit_failure = 1,         ///< A numerical or internal failure.
   exit_invalid_input = 2,   ///< Invalid option or input value.
   exit_file_error = 3,      ///< Unreadable, malformed or unwritable file.
   exit_unavailable = 4,     ///< Backend or feature not available here.
@@ -33,6 +33,11 @@ std::uint64_t parse_count(const std::string& text, const std::string& option);
 /// Parses a real number, throwing fmg::InvalidArgument naming `option` when
 /// the text is not a number.
 double parse_real(const std::string& text, const std::string& option);
+
+/// Parses times given as a list of numbers or as START:STOP:COUNT (COUNT
+/// equally spaced times, both ends included). Every time must lie in
+/// [0, 1), where the velocity is defined.
+std::vector<double> parse_times(const std::vector<std::string>& items);
 
 /// The mixture of `path`, or the built-in example when `path` is empty.
 Mixture load_mixture(const std::string& path);
@@ -66,5 +71,8 @@ void emit_json(const nlohmann::json& summary, AtomicFile* file);
 /// Registers the subcommands; each returns through exceptions on failure.
 void add_sample_command(CLI::App& app);
 void add_field_command(CLI::App& app);
+void add_density_command(CLI::App& app);
+void add_crosscheck_command(CLI::App& app);
+void add_ot_command(CLI::App& app);
 
 }  // namespace fmg::cli

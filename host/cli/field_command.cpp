@@ -83,19 +83,7 @@ void run_field(const FieldArguments& args) {
     throw InvalidArgument("--points FILE.npy is required: an (n, d) array of "
                           "points");
   }
-  if (args.times.empty()) {
-    throw InvalidArgument("--times is required: one or more times in [0, 1)");
-  }
-  std::vector<double> times;
-  for (const std::string& text : args.times) {
-    const double t = parse_real(text, "--times");
-    if (!(t >= 0.0 && t < 1.0)) {
-      throw InvalidArgument("invalid time " + text +
-                            ": it must lie in [0, 1); the velocity is "
-                            "singular at t = 1");
-    }
-    times.push_back(t);
-  }
+  const std::vector<double> times = parse_times(args.times);
   const Matrix<double> points = read_npy_matrix<double>(args.points_path, mixture.dim);
 
   OutputSet outputs;
@@ -188,7 +176,7 @@ void add_field_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--points", args->points_path,
                   "Points as an (n, d) float64 or float32 .npy file");
-  cmd->add_option("--times", args->times, "Times in [0, 1), e.g. --times 0.1 0.9")
+  cmd->add_option("--times", args->times, "Times in [0, 1): a list (0.1,0.9) or START:STOP:COUNT")
       ->delimiter(',');
   cmd->add_option("--precision", args->precision, "double or float")
       ->capture_default_str();

@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   add_sample_command(app);
   add_field_command(app);
+  add_density_command(app);
+  add_crosscheck_command(app);
+  add_ot_command(app);
 
   try {
     app.parse(argc, argv);
@@ -34,7 +37,7 @@ int main(int argc, char** argv) {
     std::cerr << "fmg: error: " << error.what() << "\n";
     return exit_unavailable;
   } catch (const std::exception& error) {
-    std::cerr << "fmg: internal error: " << error.what() << "\n";
+    std::cerr << "fmg: error: " << error.what() << "\n";
     return exit_failure;
   }
   return exit_ok;
