@@ -1,4 +1,5 @@
 #include "host/driver.hpp"
+#include "host/format.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -15,13 +16,6 @@
 
 namespace fmg {
 namespace {
-
-std::string format_value(double value) {
-  std::ostringstream out;
-  out.precision(17);
-  out << value;
-  return out.str();
-}
 
 double machine_epsilon(Precision precision) {
   return precision == Precision::float32
@@ -70,7 +64,9 @@ class ProgressReporter {
     if (!enabled_) return;
     const auto now = Clock::now();
     if (now - last_ < std::chrono::seconds(2) && done < total_) return;
-    if (done == total_ && !printed_) return;  // A short run stays silent.
+    // A run under two seconds stays silent; a longer one always ends with a
+    // line, also when it was a single chunk.
+    if (done == total_ && !printed_ && now - start_ < std::chrono::seconds(2)) return;
     last_ = now;
     printed_ = true;
     const double seconds = std::chrono::duration<double>(now - start_).count();
@@ -161,13 +157,13 @@ void validate_flow_options(const FlowRunOptions& options, int dim) {
   }
   const double smallest_eps = min_eps(options.precision);
   if (!(options.eps > 0.0 && options.eps < 1.0)) {
-    throw InvalidArgument("invalid eps " + format_value(options.eps) +
+    throw InvalidArgument("invalid eps " + format_number(options.eps) +
                           ": it must lie in (0, 1); the run ends at t = 1 - eps");
   }
   if (options.eps < smallest_eps) {
-    throw InvalidArgument("invalid eps " + format_value(options.eps) +
+    throw InvalidArgument("invalid eps " + format_number(options.eps) +
                           ": below the time resolution of " + precision +
-                          " precision; use eps >= " + format_value(smallest_eps));
+                          " precision; use eps >= " + format_number(smallest_eps));
   }
   if (options.steps < 1) {
     throw InvalidArgument("invalid number of steps " +
@@ -180,20 +176,20 @@ void validate_flow_options(const FlowRunOptions& options, int dim) {
         std::pair<const char*, double>{"atol", options.atol}}) {
     if (!(value > 0.0) || !std::isfinite(value)) {
       throw InvalidArgument(std::string("invalid ") + name + " " +
-                            format_value(value) +
+                            format_number(value) +
                             ": it must be a positive finite number");
     }
     if (value < smallest_tolerance) {
       throw InvalidArgument(std::string("invalid ") + name + " " +
-                            format_value(value) + ": " + precision +
+                            format_number(value) + ": " + precision +
                             " precision cannot meet it; use " + name +
-                            " >= " + format_value(smallest_tolerance));
+                            " >= " + format_number(smallest_tolerance));
     }
   }
   if (!(options.initial_step >= 0.0) || !std::isfinite(options.initial_step) ||
       options.initial_step >= 1.0 - options.eps) {
     throw InvalidArgument("invalid initial step " +
-                          format_value(options.initial_step) +
+                          format_number(options.initial_step) +
                           ": it must lie in [0, 1 - eps); 0 chooses it "
                           "automatically");
   }

@@ -45,7 +45,7 @@ ScheduleKind parse_schedule(const std::string& text) {
   if (text == "cosine") return ScheduleKind::cosine;
   throw InvalidArgument("unknown schedule '" + text +
                         "': valid schedules are linear, variance-preserving "
-                        "(or vp), cosine and all");
+                        "(or vp) and cosine");
 }
 
 std::vector<ScheduleKind> parse_schedules(const std::string& text) {
@@ -53,7 +53,13 @@ std::vector<ScheduleKind> parse_schedules(const std::string& text) {
     return {ScheduleKind::linear, ScheduleKind::variance_preserving,
             ScheduleKind::cosine};
   }
-  return {parse_schedule(text)};
+  if (text == "linear" || text == "variance-preserving" || text == "vp" ||
+      text == "cosine") {
+    return {parse_schedule(text)};
+  }
+  throw InvalidArgument("unknown schedule '" + text +
+                        "': valid schedules are linear, variance-preserving "
+                        "(or vp), cosine and all");
 }
 
 Method parse_method(const std::string& text) {

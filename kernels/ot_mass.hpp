@@ -65,9 +65,10 @@ namespace cpu {
 /// of `seed`, the samples of each Laguerre cell and of each facet band.
 ///
 /// `mix` and `psi` (K entries, -inf excludes an atom) are in host memory.
-/// On return cell_counts[k] (K entries) is the number of samples in cell k,
-/// and band_counts[k * K + j] (K * K entries) the number whose best atom is
-/// k, whose second best is j, and whose cost gap is below band_width.
+/// On return cell_counts[k] (K entries) is the number of samples in cell k.
+/// band_counts[k * K + j] (K * K entries) is the number of samples whose
+/// best atom is k, whose second best is j, and whose cost gap is below
+/// band_width.
 /// Both arrays are overwritten. Uses OpenMP; the counts are integers and do
 /// not depend on the number of threads. num_samples <= 0 gives zero counts.
 void count_laguerre_cells(const MixtureView<double>& mix, const double* psi,

@@ -108,8 +108,8 @@ CrosscheckCurve velocity_crosscheck_impl(const MixtureView<T>& mix,
                           "one point and a non-null array");
   }
   if (times.empty()) {
-    throw InvalidArgument("invalid times: the list is empty; give at least "
-                          "one time in (0, 1)");
+    throw InvalidArgument("invalid times: the list is empty, but the "
+                          "cross-check needs at least one time in (0, 1)");
   }
   for (double t : times) {
     // The rounding to T matters for float, where 1 - 1e-8 becomes 1.

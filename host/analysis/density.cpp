@@ -20,14 +20,14 @@ void validate_axis(const char* axis, double min, double max, int count) {
   }
   if (!std::isfinite(min) || !std::isfinite(max)) {
     throw InvalidArgument(std::string("invalid grid bounds ") + axis +
-                          " in [" + detail::format_number(min) + ", " +
-                          detail::format_number(max) +
+                          " in [" + format_number(min) + ", " +
+                          format_number(max) +
                           "]: both bounds must be finite");
   }
   if (!(min < max)) {
     throw InvalidArgument(std::string("invalid grid bounds ") + axis +
-                          " in [" + detail::format_number(min) + ", " +
-                          detail::format_number(max) +
+                          " in [" + format_number(min) + ", " +
+                          format_number(max) +
                           "]: the lower bound must be below the upper one");
   }
 }

@@ -1,4 +1,5 @@
 #include "host/analysis/validate.hpp"
+#include "host/format.hpp"
 
 #include <cmath>
 #include <cstddef>
@@ -7,13 +8,6 @@
 #include "host/errors.hpp"
 
 namespace fmg::detail {
-
-std::string format_number(double value) {
-  std::ostringstream out;
-  out.precision(17);
-  out << value;
-  return out.str();
-}
 
 template <class T>
 void validate_mixture(const MixtureView<T>& mix) {

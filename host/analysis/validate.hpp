@@ -3,12 +3,11 @@
 
 #include <string>
 
+#include "host/format.hpp"
 #include "kernels/mixture.hpp"
 
 namespace fmg::detail {
 
-/// Formats a value with enough digits to tell neighbouring doubles apart.
-std::string format_number(double value);
 
 /// Throws InvalidArgument unless `mix` has K >= 1 atoms of dimension
 /// d >= 1, finite atoms, log weights that are finite or -inf, and at least

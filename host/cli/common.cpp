@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "host/errors.hpp"
+#include "host/format.hpp"
 
 namespace fmg::cli {
 
@@ -74,10 +75,7 @@ std::vector<double> parse_times(const std::vector<std::string>& items) {
   }
   for (double t : times) {
     if (!(t >= 0.0 && t < 1.0)) {
-      std::ostringstream text;
-      text.precision(17);
-      text << t;
-      throw InvalidArgument("invalid time " + text.str() +
+      throw InvalidArgument("invalid time " + format_number(t) +
                             ": it must lie in [0, 1); the velocity is "
                             "singular at t = 1");
     }

@@ -10,6 +10,7 @@
 #include "host/driver.hpp"
 #include "host/errors.hpp"
 #include "host/names.hpp"
+#include "host/ot/laguerre2d.hpp"
 #include "host/ot/semidiscrete.hpp"
 #include "host/ot/transport_map.hpp"
 
@@ -211,6 +212,10 @@ void run_ot(const OtArguments& args) {
   json["seed"] = options.seed;
 
   json["transport_cost"] = compare_transport_costs(mixture, atoms, solution, args);
+  if (d == 2) {
+    // The OT map's cost by exact Gaussian moments over the Laguerre cells.
+    json["transport_cost"]["ot_exact"] = exact_transport_cost_2d(atoms, solution.psi);
+  }
   if (grid_points && labels_file != nullptr) {
     const std::vector<int> labels = laguerre_labels(
         to_points(grid_points->values, grid_points->rows, d), atoms, solution.psi);

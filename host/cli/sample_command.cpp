@@ -203,8 +203,7 @@ void run_sample(const SampleArguments& args) {
                           ": it must be at least 2");
   }
   // Fails here, before any work, when CUDA is requested but cannot run.
-  const BackendChoice backend = resolve_backend(options.backend);
-  (void)backend;
+  resolve_backend(options.backend);
 
   // Stage every output now: an unwritable path fails before the run, and
   // nothing is renamed into place unless the whole command succeeds.
@@ -262,6 +261,35 @@ void run_sample(const SampleArguments& args) {
     files["base_samples"] = args.base_path;
   }
 
+  // Every array file of every schedule is opened before the first run.
+  struct ScheduleStreams {
+    NpyStream* endpoints = nullptr;
+    NpyStream* labels = nullptr;
+    NpyStream* trajectories = nullptr;
+  };
+  std::vector<ScheduleStreams> schedule_streams(schedules.size());
+  for (std::size_t s = 0; s < schedules.size(); ++s) {
+    const std::string tag(schedule_name(schedules[s]));
+    if (!args.endpoints_path.empty()) {
+      const std::string path = path_for(args.endpoints_path, schedules[s]);
+      schedule_streams[s].endpoints = open_stream(path, value_type, {samples, d});
+      files["endpoints_" + tag] = path;
+    }
+    if (!args.labels_path.empty()) {
+      const std::string path = path_for(args.labels_path, schedules[s]);
+      schedule_streams[s].labels = open_stream(path, NpyType::int32, {samples});
+      files["labels_" + tag] = path;
+    }
+    if (args.trajectories > 0) {
+      const std::string path = path_for(args.trajectories_path, schedules[s]);
+      schedule_streams[s].trajectories = open_stream(
+          path, NpyType::float64,
+          {static_cast<std::size_t>(args.trajectories),
+           static_cast<std::size_t>(args.trajectory_points), d});
+      files["trajectories_" + tag] = path;
+    }
+  }
+
   for (std::size_t s = 0; s < schedules.size(); ++s) {
     options.schedule = schedules[s];
     FlowRunIo io;
@@ -271,22 +299,15 @@ void run_sample(const SampleArguments& args) {
         base_stream->append(data, bytes);
       };
     }
-    const std::string tag(schedule_name(options.schedule));
-    if (!args.endpoints_path.empty()) {
-      const std::string path = path_for(args.endpoints_path, options.schedule);
-      NpyStream* stream = open_stream(path, value_type, {samples, d});
+    if (NpyStream* stream = schedule_streams[s].endpoints) {
       io.endpoints = [stream](const void* data, std::size_t bytes) {
         stream->append(data, bytes);
       };
-      files["endpoints_" + tag] = path;
     }
-    if (!args.labels_path.empty()) {
-      const std::string path = path_for(args.labels_path, options.schedule);
-      NpyStream* stream = open_stream(path, NpyType::int32, {samples});
+    if (NpyStream* stream = schedule_streams[s].labels) {
       io.labels = [stream](const void* data, std::size_t bytes) {
         stream->append(data, bytes);
       };
-      files["labels_" + tag] = path;
     }
 
     const FlowRunResult result = run_flow(mixture, options, io);
@@ -294,19 +315,15 @@ void run_sample(const SampleArguments& args) {
     const StepStatistics steps = step_statistics(result.tally);
     nlohmann::json run = run_json(options, result, basins, steps);
 
-    if (args.trajectories > 0) {
+    if (NpyStream* stream = schedule_streams[s].trajectories) {
       const Trajectories paths = record_trajectories(
           mixture, options, static_cast<std::size_t>(args.trajectories),
           args.trajectory_points, starts ? &*starts : nullptr);
-      const std::string path = path_for(args.trajectories_path, options.schedule);
-      NpyStream* stream = open_stream(
-          path, NpyType::float64,
-          {paths.count, static_cast<std::size_t>(paths.points), d});
       stream->append(paths.states.data(), paths.states.size() * sizeof(double));
-      run["trajectories"] = {{"file", path},
-                             {"count", paths.count},
-                             {"times", paths.times}};
-      files["trajectories_" + tag] = path;
+      run["trajectories"] = {
+          {"file", path_for(args.trajectories_path, options.schedule)},
+          {"count", paths.count},
+          {"times", paths.times}};
     }
     summary["runs"].push_back(run);
   }

@@ -1,4 +1,5 @@
 #include "host/io/mixture_io.hpp"
+#include "host/format.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -7,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <utility>
 #include <fstream>
 #include <limits>
 #include <system_error>
@@ -17,12 +19,6 @@ namespace fmg {
 namespace {
 
 using nlohmann::json;
-
-std::string format_double(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.17g", value);
-  return buffer;
-}
 
 // Describes a JSON value for an error message: its type, and for a scalar
 // its text, shortened to 40 characters.
@@ -49,22 +45,51 @@ std::string json_error_detail(const std::string& what) {
   return what.substr(start);
 }
 
-// Builds the message for a JSON syntax error from its byte position, which
-// nlohmann reports as the 1-based index of the last character it read.
-std::string syntax_error_message(const std::string& text, const std::string& source,
-                                 const json::parse_error& error) {
-  const std::size_t index = std::min<std::size_t>(error.byte == 0 ? 0 : error.byte - 1,
-                                                  text.size());
+// Returns the 1-based line and column of the 0-based byte `index` of `text`.
+std::pair<std::size_t, std::size_t> line_and_column(const std::string& text,
+                                                     std::size_t index) {
+  index = std::min(index, text.size());
   const std::size_t line = 1 + static_cast<std::size_t>(
                                    std::count(text.begin(), text.begin() + index, '\n'));
   const std::size_t previous_newline = index == 0 ? std::string::npos
                                                   : text.rfind('\n', index - 1);
   const std::size_t line_start =
       previous_newline == std::string::npos ? 0 : previous_newline + 1;
-  const std::size_t column = index - line_start + 1;
+  return {line, index - line_start + 1};
+}
+
+// Formats a position as "SOURCE:L:C: invalid JSON at line L, column C".
+std::string invalid_json_at(const std::string& source, const std::string& text,
+                            std::size_t index) {
+  const auto [line, column] = line_and_column(text, index);
   return source + ":" + std::to_string(line) + ":" + std::to_string(column) +
          ": invalid JSON at line " + std::to_string(line) + ", column " +
-         std::to_string(column) + ": " + json_error_detail(error.what());
+         std::to_string(column);
+}
+
+// Builds the message for a JSON syntax error from its byte position, which
+// nlohmann reports as the 1-based index of the last character it read.
+std::string syntax_error_message(const std::string& text, const std::string& source,
+                                 const json::parse_error& error) {
+  const std::size_t index = error.byte == 0 ? 0 : error.byte - 1;
+  return invalid_json_at(source, text, index) + ": " + json_error_detail(error.what());
+}
+
+// Builds the message for a number beyond the double range, such as 1e999,
+// which nlohmann reports without a position: the number is found in the text.
+std::string overflow_message(const std::string& text, const std::string& source,
+                             const json::exception& error) {
+  const std::string detail = json_error_detail(error.what());
+  std::string where = source + ": invalid JSON";
+  const std::size_t open = detail.find('\'');
+  const std::size_t close = open == std::string::npos ? open : detail.find('\'', open + 1);
+  if (close != std::string::npos) {
+    const std::size_t at = text.find(detail.substr(open + 1, close - open - 1));
+    if (at != std::string::npos) where = invalid_json_at(source, text, at);
+  }
+  return where + ": " + detail +
+         "; numbers must be finite and within the float64 range (magnitude "
+         "below about 1.8e308)";
 }
 
 // Sum of `values` with Neumaier's compensation, so that the check of
@@ -164,7 +189,7 @@ Mixture parse_mixture_json(const std::string& text, const std::string& source) {
     throw FileError(syntax_error_message(text, source, error));
   } catch (const json::exception& error) {
     // Numbers beyond the double range, such as 1e400, end here.
-    throw FileError(source + ": invalid JSON: " + json_error_detail(error.what()));
+    throw FileError(overflow_message(text, source, error));
   }
 
   if (!document.is_object()) {
@@ -246,7 +271,7 @@ void validate_mixture(const Mixture& mixture, Precision precision) {
     const double value = mixture.atoms[i];
     if (std::isfinite(value) && std::fabs(value) <= max_magnitude) continue;
     const std::string name = "atoms[" + std::to_string(i / dim) + "][" +
-                             std::to_string(i % dim) + "] = " + format_double(value);
+                             std::to_string(i % dim) + "] = " + format_number(value);
     if (!std::isfinite(value)) {
       throw InvalidArgument(name + " is invalid; coordinates must be finite");
     }
@@ -263,7 +288,7 @@ void validate_mixture(const Mixture& mixture, Precision precision) {
   for (std::size_t k = 0; k < num_atoms; ++k) {
     const double weight = mixture.weights[k];
     if (!std::isfinite(weight) || weight < 0.0) {
-      throw InvalidArgument("weights[" + std::to_string(k) + "] = " + format_double(weight) +
+      throw InvalidArgument("weights[" + std::to_string(k) + "] = " + format_number(weight) +
                             " is invalid; weights must be finite and non-negative");
     }
   }
@@ -276,8 +301,8 @@ void validate_mixture(const Mixture& mixture, Precision precision) {
                                   : std::numeric_limits<double>::epsilon();
   const double tolerance = 100.0 * static_cast<double>(num_atoms) * epsilon;
   if (!(std::fabs(sum - 1.0) <= tolerance)) {
-    throw InvalidArgument("the weights sum to " + format_double(sum) +
-                          ", but must sum to 1 within " + format_double(tolerance) +
+    throw InvalidArgument("the weights sum to " + format_number(sum) +
+                          ", but must sum to 1 within " + format_number(tolerance) +
                           " (100 * K * machine epsilon of " + precision_name +
                           ", K = " + std::to_string(num_atoms) + "); normalise the weights");
   }

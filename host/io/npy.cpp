@@ -1,4 +1,5 @@
 #include "host/io/npy.hpp"
+#include "host/format.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -37,12 +38,6 @@ std::string shape_to_string(const std::vector<std::size_t>& shape) {
   }
   if (shape.size() == 1) text += ",";
   return text + ")";
-}
-
-std::string format_double(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.17g", value);
-  return buffer;
 }
 
 // Stores the number of elements of `shape` in `count` and the byte size in
@@ -272,7 +267,7 @@ namespace {
 
 [[noreturn]] void throw_invalid_value(const std::string& path, std::size_t index,
                                       std::size_t cols, double value, const std::string& rule) {
-  throw InvalidArgument(path + ": value " + format_double(value) + " at row " +
+  throw InvalidArgument(path + ": value " + format_number(value) + " at row " +
                         std::to_string(index / cols) + ", column " +
                         std::to_string(index % cols) + " (0-based) is invalid; " + rule);
 }
@@ -328,7 +323,7 @@ void read_float_data(NpyReader& reader, const std::string& path, std::size_t col
                                : std::numeric_limits<Source>::max();
   check_values<Source>(path, buffer.get(), reader.count, cols, max_magnitude,
                        "float32 cannot represent magnitudes above " +
-                           format_double(FLT_MAX) + "; run in float64 or rescale the data");
+                           format_number(FLT_MAX) + "; run in float64 or rescale the data");
   for (std::size_t i = 0; i < reader.count; ++i) values[i] = static_cast<T>(buffer[i]);
 }
 

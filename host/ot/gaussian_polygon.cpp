@@ -30,8 +30,8 @@ double twice_signed_area(const std::vector<Eigen::Vector2d>& vertices) {
 
 // Mass of the triangle (0, a, b), positive when the turn from a to b is
 // counter-clockwise. The foot F of the perpendicular from the origin to the
-// line ab splits it into two right triangles (or their difference when F
-// lies outside the edge); t is the signed coordinate along the edge from F.
+// line ab splits it into two right triangles, or makes it their difference
+// when F lies outside the edge. t is the signed coordinate along ab from F.
 double signed_fan_triangle_mass(const Eigen::Vector2d& a,
                                 const Eigen::Vector2d& b) {
   const Eigen::Vector2d edge = b - a;
@@ -70,8 +70,8 @@ double normal_interval_probability(double lower, double upper) {
 
 double gaussian_right_triangle_mass(double h, double leg) {
   if (!(h > 0.0) || !(leg > 0.0)) return 0.0;
-  // leg / h may overflow to +inf for a tiny h; Owen's T at a = inf is the
-  // correct limit, and atan2 never overflows.
+  // leg / h overflows to +inf for a tiny h. Owen's T at a = inf is the
+  // correct limit there, and atan2 takes leg and h without dividing.
   const double slope = leg / h;
   const double mass =
       std::atan2(leg, h) / two_pi - boost::math::owens_t(h, slope);

@@ -1,12 +1,12 @@
 // Exact integrals of the standard bivariate normal density over polygons and
 // along segments, through Owen's T function.
 //
-// A polygon is split into a signed fan of triangles from the origin, and
-// each triangle into two right triangles with one vertex at the origin and
-// the right angle at the foot of the perpendicular from the origin to the
-// edge line. With legs h (from the origin to the foot) and a h (along the
-// edge), such a right triangle has mass atan(a) / (2 pi) - T(h, a), where T
-// is Owen's T function (Owen 1956, "Tables for computing bivariate normal
+// A polygon is split into a signed fan of triangles from the origin. Each
+// triangle is split again at the foot of the perpendicular from the origin
+// to its edge line, into right triangles with one vertex at the origin.
+// With legs h (from the origin to the foot) and a h (along the edge), such a
+// right triangle has mass atan(a) / (2 pi) - T(h, a), where T is Owen's T
+// function (Owen 1956, "Tables for computing bivariate normal
 // probabilities"; boost::math::owens_t). Every result has an absolute error
 // of a few 1e-16 per edge.
 #pragma once
@@ -52,10 +52,10 @@ struct GaussianPolygonMoments {
 /// Requires lower <= upper; infinite bounds are allowed.
 double normal_interval_probability(double lower, double upper);
 
-/// Returns the standard bivariate normal mass of the right triangle with
-/// vertices at the origin, at a point F at distance h from the origin, and
-/// at distance `leg` from F perpendicular to OF: atan(leg / h) / (2 pi) -
-/// T(h, leg / h). Returns 0 when h or leg is 0. Requires h, leg >= 0.
+/// Returns the standard bivariate normal mass atan(leg / h) / (2 pi) -
+/// T(h, leg / h) of a right triangle. Its vertices are the origin, a point
+/// F at distance h from the origin, and the point at distance `leg` from F
+/// perpendicular to OF. Returns 0 when h or leg is 0. Requires h, leg >= 0.
 double gaussian_right_triangle_mass(double h, double leg);
 
 /// Returns the standard bivariate normal mass of a simple polygon (convex

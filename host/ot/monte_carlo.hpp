@@ -10,7 +10,7 @@
 
 namespace fmg {
 
-/// Where the Monte Carlo counts run.
+/// Backend of the Monte Carlo counts.
 enum class MonteCarloBackend { cpu, cuda };
 
 /// Sample set and Hessian band of a Monte Carlo evaluation.
@@ -30,8 +30,8 @@ struct MonteCarloOptions {
 /// and gives a centred difference of the facet integral: its bias is of
 /// order delta^2 along the facet (plus an order-delta term from the facet's
 /// ends), while its relative standard error is 1 / sqrt(2 N delta H_kj).
-/// Balancing delta^4 against 1 / (N delta) gives delta ~ N^(-1/5); the scale
-/// l keeps the band no wider than l N^(-1/5) for any pair of atoms. The
+/// Balancing delta^4 against 1 / (N delta) gives delta ~ N^(-1/5). With the
+/// scale l, no band is wider than l N^(-1/5) for any pair of atoms. The
 /// Hessian only steers Newton's method, so its bias moves no solution.
 double default_band_width(const PointMatrix& atoms, const Eigen::VectorXd& psi,
                           std::int64_t samples);

@@ -1,4 +1,5 @@
 #include "host/ot/semidiscrete.hpp"
+#include "host/format.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -32,13 +33,6 @@ constexpr int max_halvings_monte_carlo = 16;
 // its weight.
 constexpr double good_start_ratio = 0.5;
 
-std::string format_number(double value) {
-  std::ostringstream stream;
-  stream.precision(3);
-  stream << value;
-  return stream.str();
-}
-
 void check_weights(const Eigen::VectorXd& weights, Eigen::Index num_atoms) {
   if (weights.size() != num_atoms) {
     std::ostringstream message;
@@ -66,12 +60,14 @@ void check_weights(const Eigen::VectorXd& weights, Eigen::Index num_atoms) {
 // Lists indices as "3, 7 and 9", or the first ten and a count.
 std::string list_atoms(const std::vector<Eigen::Index>& atoms) {
   std::ostringstream stream;
-  const std::size_t shown = std::min<std::size_t>(atoms.size(), 10);
-  for (std::size_t i = 0; i < shown; ++i) {
+  const std::size_t listed = std::min<std::size_t>(atoms.size(), 10);
+  for (std::size_t i = 0; i < listed; ++i) {
     if (i > 0) stream << (i + 1 == atoms.size() ? " and " : ", ");
     stream << atoms[i];
   }
-  if (shown < atoms.size()) stream << " and " << atoms.size() - shown << " more";
+  if (listed < atoms.size()) {
+    stream << " and " << atoms.size() - listed << " more";
+  }
   return stream.str();
 }
 
@@ -191,6 +187,8 @@ class Evaluator {
                       std::uint64_t first_index = 0) {
     Evaluation e;
     e.potentials = potentials;
+    // A step can overflow; such a trial is rejected without evaluating it.
+    if (!potentials.allFinite()) return e;
     e.measures = measure(full_psi(potentials), first_index);
     const Eigen::Index num_active = potentials.size();
     e.masses.resize(num_active);
@@ -238,9 +236,9 @@ Eigen::MatrixXd reduced_hessian(const Evaluation& e,
 }
 
 /// Solves H_r x = rhs. H_r is a principal minor of a weighted graph
-/// Laplacian, so positive definite while the cells are connected and have
-/// mass; a sampled Hessian can miss a facet, and then a small ridge keeps
-/// the solve finite and the line search shortens the step.
+/// Laplacian, so it is positive definite while the cells have mass and are
+/// connected. A sampled Hessian can miss a facet. A small ridge then keeps
+/// the solve finite, and the line search shortens the step.
 Eigen::VectorXd solve_newton_system(const Eigen::MatrixXd& hessian,
                                     const Eigen::VectorXd& rhs) {
   Eigen::LDLT<Eigen::MatrixXd> ldlt(hessian);
@@ -292,7 +290,7 @@ Start choose_start(const PointMatrix& atoms, const ReducedProblem& problem,
   const double min_scale = 0.5 * std::min(1.0, 1.0 / max_norm);
 
   Start best;
-  best.ratio = -1.0;
+  best.ratio = -infinity;
   for (double scale = 1.0;; scale *= 0.5) {
     Evaluation e =
         evaluator.evaluate(scaled_voronoi_start(atoms, problem, scale));
@@ -448,8 +446,9 @@ void report_solution(const PointMatrix& atoms, const ReducedProblem& problem,
   const Eigen::Index num_atoms = atoms.rows();
   const bool monte_carlo = options.route != MassRoute::exact_2d;
   const Eigen::VectorXd psi_errors =
-      monte_carlo ? potential_standard_errors(e, problem, options.samples)
-                  : Eigen::VectorXd::Zero(e.potentials.size());
+      monte_carlo && e.finite
+          ? potential_standard_errors(e, problem, options.samples)
+          : Eigen::VectorXd::Zero(e.potentials.size());
 
   result.psi = Eigen::VectorXd::Constant(num_atoms, -infinity);
   result.psi_standard_errors = Eigen::VectorXd::Zero(num_atoms);
@@ -558,7 +557,9 @@ SemiDiscreteResult solve_semidiscrete_ot(const PointMatrix& atoms,
     e.max_residual = 0.0;
     e.norm = 0.0;
     result.status = OtStatus::converged;
-    result.message = "converged: a single cell holds all the mass, psi = 0";
+    result.message =
+        "converged: one distinct atom of positive weight, whose cell is the "
+        "whole space, so psi = 0";
     result.residual_history.push_back(0.0);
     report_solution(atoms, problem, options, e, evaluator, result);
     result.evaluations = evaluator.evaluations();

@@ -18,14 +18,14 @@
 
 namespace fmg {
 
-/// How the solver evaluates cell masses and the dual Hessian.
+/// Source of the cell masses and dual Hessian in the solver.
 enum class MassRoute {
   exact_2d,          ///< Exact polygon integrals; d = 2 only.
   monte_carlo_cpu,   ///< Band estimator over base samples, OpenMP.
   monte_carlo_cuda,  ///< The same counts on a CUDA device.
 };
 
-/// How a solve ended.
+/// Outcome of a solve.
 enum class OtStatus {
   converged,       ///< max_k |m_k - w_k| <= tolerance.
   noise_floor,     ///< The residual reached the precision of the masses:
@@ -64,8 +64,9 @@ struct SemiDiscreteResult {
   /// same point share one value.
   Eigen::VectorXd psi;
   /// Monte Carlo standard error of psi from the multinomial covariance of
-  /// the masses, propagated through the inverse Hessian; 0 for the exact
-  /// route, for the fixed atom and for excluded atoms.
+  /// the masses, propagated through the inverse Hessian. 0 for the exact
+  /// route, for the fixed atom and for excluded atoms; +inf when the sampled
+  /// Hessian is singular.
   Eigen::VectorXd psi_standard_errors;
   /// Cell masses at psi, by the route used. Atoms that share a cell each
   /// get the part of the cell's mass proportional to their weight.
@@ -87,9 +88,9 @@ struct SemiDiscreteResult {
   /// (indices N .. 2N - 1), an estimate of the true residual.
   std::optional<double> holdout_residual;
 
-  /// cell_owner[k]: the atom whose cell atom k's mass is sent from; k itself
-  /// unless an earlier atom of positive weight is at the same point; -1 for
-  /// atoms of zero weight.
+  /// cell_owner[k] is the atom whose Laguerre cell supplies atom k's mass.
+  /// It is k itself unless an earlier atom of positive weight is at the same
+  /// point, and -1 for atoms of zero weight.
   std::vector<int> cell_owner;
   bool duplicates_merged = false;  ///< Some atoms share a cell.
   /// The start was psi_k = (1 - s) |mu_k|^2 / 2 (shifted), whose cells are
