@@ -96,7 +96,8 @@ FlowRunResult run_flow_typed(const Mixture& mixture,
   std::unique_ptr<FlowBackend<T>> runner =
       backend == BackendChoice::cuda
           ? make_cuda_flow_backend(host, problem)
-          : make_cpu_flow_backend(host, problem, options.threads);
+          : make_cpu_flow_backend(host, problem, options.threads,
+                                  options.cpu_simd);
 
   const int d = mixture.dim;
   const std::size_t chunk = static_cast<std::size_t>(

@@ -39,6 +39,9 @@ struct FlowTally {
   /// Adds the counts of `other`, which must have as many atoms.
   void merge(const FlowTally& other);
 
+  /// Counts one sample with its label (-1 for a failed sample).
+  void add(const SampleCounters& counters, int label);
+
   /// Total number of samples counted.
   std::uint64_t samples() const {
     return status_counts[0] + status_counts[1] + status_counts[2];
@@ -88,11 +91,14 @@ struct HostMixture {
   }
 };
 
-/// Creates the OpenMP backend; threads <= 0 uses OpenMP's default.
+/// Creates the OpenMP backend; threads <= 0 uses OpenMP's default. With
+/// `simd`, dimensions 1 to 3 run on the SIMD lane engine
+/// (kernels/cpu/lanes.hpp); otherwise every sample runs the scalar
+/// per-sample code.
 template <class T>
 std::unique_ptr<FlowBackend<T>> make_cpu_flow_backend(
     const HostMixture<T>& mixture, const FlowProblem<T>& problem,
-    int threads);
+    int threads, bool simd = true);
 
 /// Creates the CUDA backend on the current device. Throws fmg::Unavailable
 /// when CUDA was not compiled in or no device is present.

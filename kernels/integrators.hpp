@@ -120,14 +120,70 @@ FMG_HD FMG_INLINE SampleCounters integrate_fixed(Method method,
 
 namespace dopri5 {
 
-// Dormand and Prince (1980), as tabulated in Hairer, Norsett and Wanner,
-// Solving Ordinary Differential Equations I, Table II.5.2.
+// Nodes of the Dormand-Prince method.
 template <class T> FMG_HD FMG_INLINE constexpr T c2() { return T(1) / T(5); }
 template <class T> FMG_HD FMG_INLINE constexpr T c3() { return T(3) / T(10); }
 template <class T> FMG_HD FMG_INLINE constexpr T c4() { return T(4) / T(5); }
 template <class T> FMG_HD FMG_INLINE constexpr T c5() { return T(8) / T(9); }
 
 }  // namespace dopri5
+
+/// Butcher tableau of Dormand and Prince (1980), as tabulated in Hairer,
+/// Norsett and Wanner, Solving Ordinary Differential Equations I, Table
+/// II.5.2. The fifth-order weights b are the last stage row; e = b - b_hat
+/// are the differences to the embedded fourth-order weights.
+template <class T>
+struct Dopri5Tableau {
+  static constexpr T a21 = T(1) / T(5);
+  static constexpr T a31 = T(3) / T(40), a32 = T(9) / T(40);
+  static constexpr T a41 = T(44) / T(45), a42 = T(-56) / T(15),
+                     a43 = T(32) / T(9);
+  static constexpr T a51 = T(19372) / T(6561), a52 = T(-25360) / T(2187),
+                     a53 = T(64448) / T(6561), a54 = T(-212) / T(729);
+  static constexpr T a61 = T(9017) / T(3168), a62 = T(-355) / T(33),
+                     a63 = T(46732) / T(5247), a64 = T(49) / T(176),
+                     a65 = T(-5103) / T(18656);
+  static constexpr T b1 = T(35) / T(384), b3 = T(500) / T(1113),
+                     b4 = T(125) / T(192), b5 = T(-2187) / T(6784),
+                     b6 = T(11) / T(84);
+  static constexpr T e1 = T(71) / T(57600), e3 = T(-71) / T(16695),
+                     e4 = T(71) / T(1920), e5 = T(-17253) / T(339200),
+                     e6 = T(22) / T(525), e7 = T(-1) / T(40);
+};
+
+/// Chooses the first Dormand-Prince step from x, its velocity k1 at t = 0
+/// and one more velocity evaluation (into `k2`, with `stage` as scratch),
+/// after Hairer, Norsett and Wanner, Section II.4. Never exceeds t_end.
+template <class T, class Field, class Vec>
+FMG_HD FMG_INLINE T dopri5_first_step(const Field& field, const Vec& x,
+                                      const Vec& k1, Vec& stage, Vec& k2,
+                                      T t_end, const StepControl<T>& control) {
+  const int d = x.size();
+  T d0 = T(0), d1 = T(0);
+  for (int j = 0; j < d; ++j) {
+    const T scale = control.atol + control.rtol * math::fabs(x[j]);
+    d0 += (x[j] / scale) * (x[j] / scale);
+    d1 += (k1[j] / scale) * (k1[j] / scale);
+  }
+  d0 = math::sqrt(d0 / T(d));
+  d1 = math::sqrt(d1 / T(d));
+  T h0 = (d0 < T(1e-5) || d1 < T(1e-5)) ? T(1e-6) : T(0.01) * d0 / d1;
+  h0 = math::min(h0, t_end);
+  for (int j = 0; j < d; ++j) stage[j] = x[j] + h0 * k1[j];
+  field(h0, stage, k2);
+  T d2 = T(0);
+  for (int j = 0; j < d; ++j) {
+    const T scale = control.atol + control.rtol * math::fabs(x[j]);
+    const T diff = (k2[j] - k1[j]) / scale;
+    d2 += diff * diff;
+  }
+  d2 = math::sqrt(d2 / T(d)) / h0;
+  const T dmax = math::max(d1, d2);
+  T h1 = dmax <= T(1e-15) ? math::max(T(1e-6), h0 * T(1e-3))
+                          : math::pow(T(0.01) / dmax, T(0.2));
+  if (!math::isfinite(h1)) h1 = h0;
+  return math::min(T(100) * h0, h1);
+}
 
 /// Integrates dx/dt = field(t, x) from t = 0 to t_end in place with
 /// Dormand-Prince 5(4), controlling the RMS error scaled by
@@ -141,20 +197,14 @@ template <class T, class Field, class Vec, class Observer = NullObserver>
 FMG_HD FMG_INLINE SampleCounters integrate_dopri5(
     const Field& field, Vec& x, Workspace<Vec>& ws, T t_end,
     const StepControl<T>& control, Observer&& observer = {}) {
-  // Butcher tableau; the fifth-order weights are the last stage row.
-  const T a21 = T(1) / T(5);
-  const T a31 = T(3) / T(40), a32 = T(9) / T(40);
-  const T a41 = T(44) / T(45), a42 = T(-56) / T(15), a43 = T(32) / T(9);
-  const T a51 = T(19372) / T(6561), a52 = T(-25360) / T(2187),
-          a53 = T(64448) / T(6561), a54 = T(-212) / T(729);
-  const T a61 = T(9017) / T(3168), a62 = T(-355) / T(33),
-          a63 = T(46732) / T(5247), a64 = T(49) / T(176),
-          a65 = T(-5103) / T(18656);
-  const T b1 = T(35) / T(384), b3 = T(500) / T(1113), b4 = T(125) / T(192),
-          b5 = T(-2187) / T(6784), b6 = T(11) / T(84);
-  // Differences between the fifth- and fourth-order weights.
-  const T e1 = T(71) / T(57600), e3 = T(-71) / T(16695), e4 = T(71) / T(1920),
-          e5 = T(-17253) / T(339200), e6 = T(22) / T(525), e7 = T(-1) / T(40);
+  using Tab = Dopri5Tableau<T>;
+  const T a21 = Tab::a21, a31 = Tab::a31, a32 = Tab::a32, a41 = Tab::a41,
+          a42 = Tab::a42, a43 = Tab::a43, a51 = Tab::a51, a52 = Tab::a52,
+          a53 = Tab::a53, a54 = Tab::a54, a61 = Tab::a61, a62 = Tab::a62,
+          a63 = Tab::a63, a64 = Tab::a64, a65 = Tab::a65;
+  const T b1 = Tab::b1, b3 = Tab::b3, b4 = Tab::b4, b5 = Tab::b5, b6 = Tab::b6;
+  const T e1 = Tab::e1, e3 = Tab::e3, e4 = Tab::e4, e5 = Tab::e5, e6 = Tab::e6,
+          e7 = Tab::e7;
 
   SampleCounters counters;
   const int d = x.size();
@@ -170,33 +220,8 @@ FMG_HD FMG_INLINE SampleCounters integrate_dopri5(
 
   T h = control.initial_step;
   if (!(h > T(0))) {
-    // First step after Hairer, Norsett and Wanner, Section II.4, which
-    // costs one velocity evaluation.
-    T d0 = T(0), d1 = T(0);
-    for (int j = 0; j < d; ++j) {
-      const T scale = control.atol + control.rtol * math::fabs(x[j]);
-      d0 += (x[j] / scale) * (x[j] / scale);
-      d1 += (ws.k1[j] / scale) * (ws.k1[j] / scale);
-    }
-    d0 = math::sqrt(d0 / T(d));
-    d1 = math::sqrt(d1 / T(d));
-    T h0 = (d0 < T(1e-5) || d1 < T(1e-5)) ? T(1e-6) : T(0.01) * d0 / d1;
-    h0 = math::min(h0, t_end);
-    for (int j = 0; j < d; ++j) ws.stage[j] = x[j] + h0 * ws.k1[j];
-    field(h0, ws.stage, ws.k2);
+    h = dopri5_first_step(field, x, ws.k1, ws.stage, ws.k2, t_end, control);
     counters.evaluations += 1;
-    T d2 = T(0);
-    for (int j = 0; j < d; ++j) {
-      const T scale = control.atol + control.rtol * math::fabs(x[j]);
-      const T diff = (ws.k2[j] - ws.k1[j]) / scale;
-      d2 += diff * diff;
-    }
-    d2 = math::sqrt(d2 / T(d)) / h0;
-    const T dmax = math::max(d1, d2);
-    T h1 = dmax <= T(1e-15) ? math::max(T(1e-6), h0 * T(1e-3))
-                            : math::pow(T(0.01) / dmax, T(0.2));
-    if (!math::isfinite(h1)) h1 = h0;
-    h = math::min(T(100) * h0, h1);
   }
 
   bool previous_rejected = false;

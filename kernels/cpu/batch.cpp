@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/lanes.hpp"
 #include "kernels/philox_normal.hpp"
 #include "kernels/vec.hpp"
 
@@ -32,20 +33,19 @@ void FlowTally::merge(const FlowTally& other) {
   accepted_max = std::max(accepted_max, other.accepted_max);
 }
 
-namespace {
-
-void count_sample(const SampleCounters& counters, int label,
-                  FlowTally& tally) {
-  tally.status_counts[static_cast<int>(counters.status)] += 1;
-  if (label >= 0) tally.label_counts[static_cast<std::size_t>(label)] += 1;
+void FlowTally::add(const SampleCounters& counters, int label) {
+  status_counts[static_cast<int>(counters.status)] += 1;
+  if (label >= 0) label_counts[static_cast<std::size_t>(label)] += 1;
   const std::uint32_t bin = std::min<std::uint32_t>(
       counters.accepted, static_cast<std::uint32_t>(step_histogram_bins - 1));
-  tally.step_histogram[bin] += 1;
-  tally.accepted_sum += counters.accepted;
-  tally.rejected_sum += counters.rejected;
-  tally.evaluations_sum += counters.evaluations;
-  tally.accepted_max = std::max(tally.accepted_max, counters.accepted);
+  step_histogram[bin] += 1;
+  accepted_sum += counters.accepted;
+  rejected_sum += counters.rejected;
+  evaluations_sum += counters.evaluations;
+  accepted_max = std::max(accepted_max, counters.accepted);
 }
+
+namespace {
 
 /// Per-thread storage for D known at compile time: everything in locals.
 template <class T, int D>
@@ -83,12 +83,17 @@ template <class T>
 class CpuFlowBackend final : public FlowBackend<T> {
  public:
   CpuFlowBackend(const HostMixture<T>& mixture, const FlowProblem<T>& problem,
-                 int threads)
+                 int threads, bool simd)
       : mixture_(mixture), problem_(problem),
-        threads_(threads > 0 ? threads : omp_get_max_threads()) {}
+        threads_(threads > 0 ? threads : omp_get_max_threads()),
+        simd_(simd && mixture.dim <= lanes::max_lane_dim) {}
 
   void run_chunk(const FlowChunk<T>& chunk, FlowTally& tally) override {
     if (chunk.count == 0) return;
+    if (simd_) {
+      run_lanes(chunk, tally);
+      return;
+    }
     switch (mixture_.dim) {
       case 1: run<LocalStorage<T, 1>>(chunk, tally); break;
       case 2: run<LocalStorage<T, 2>>(chunk, tally); break;
@@ -100,10 +105,37 @@ class CpuFlowBackend final : public FlowBackend<T> {
   std::string name() const override { return "cpu"; }
 
   std::string device() const override {
-    return std::to_string(threads_) + " OpenMP threads";
+    return std::to_string(threads_) + " OpenMP threads, " +
+           (simd_ ? std::string(lanes::lane_instruction_set()) + " lanes"
+                  : std::string("scalar"));
   }
 
  private:
+  /// Splits the chunk into ranges of lane_range samples handed to threads
+  /// as they free up; each range runs on one thread's lane engine.
+  void run_lanes(const FlowChunk<T>& chunk, FlowTally& tally) {
+    constexpr std::size_t lane_range = 512;
+    const auto ranges = static_cast<std::ptrdiff_t>(
+        (chunk.count + lane_range - 1) / lane_range);
+    const MixtureView<T> mix = mixture_.view();
+
+#pragma omp parallel num_threads(threads_)
+    {
+      FlowTally local(mix.num_atoms);
+
+#pragma omp for schedule(dynamic, 1)
+      for (std::ptrdiff_t r = 0; r < ranges; ++r) {
+        const std::size_t begin = static_cast<std::size_t>(r) * lane_range;
+        const lanes::LaneJob<T> job{mix, problem_, &chunk, begin,
+                                    std::min(chunk.count, begin + lane_range)};
+        lanes::run_lanes(job, local);
+      }
+
+#pragma omp critical(fmg_cpu_flow_tally)
+      tally.merge(local);
+    }
+  }
+
   template <class Storage>
   void run(const FlowChunk<T>& chunk, FlowTally& tally) {
     const MixtureView<T> mix = mixture_.view();
@@ -137,7 +169,7 @@ class CpuFlowBackend final : public FlowBackend<T> {
           for (int j = 0; j < d; ++j) chunk.endpoints[row + j] = storage.x[j];
         }
         if (chunk.labels != nullptr) chunk.labels[i] = label;
-        count_sample(counters, label, local);
+        local.add(counters, label);
       }
 
 #pragma omp critical(fmg_cpu_flow_tally)
@@ -148,6 +180,7 @@ class CpuFlowBackend final : public FlowBackend<T> {
   HostMixture<T> mixture_;
   FlowProblem<T> problem_;
   int threads_;
+  bool simd_;
 };
 
 }  // namespace
@@ -155,13 +188,13 @@ class CpuFlowBackend final : public FlowBackend<T> {
 template <class T>
 std::unique_ptr<FlowBackend<T>> make_cpu_flow_backend(
     const HostMixture<T>& mixture, const FlowProblem<T>& problem,
-    int threads) {
-  return std::make_unique<CpuFlowBackend<T>>(mixture, problem, threads);
+    int threads, bool simd) {
+  return std::make_unique<CpuFlowBackend<T>>(mixture, problem, threads, simd);
 }
 
 template std::unique_ptr<FlowBackend<float>> make_cpu_flow_backend(
-    const HostMixture<float>&, const FlowProblem<float>&, int);
+    const HostMixture<float>&, const FlowProblem<float>&, int, bool);
 template std::unique_ptr<FlowBackend<double>> make_cpu_flow_backend(
-    const HostMixture<double>&, const FlowProblem<double>&, int);
+    const HostMixture<double>&, const FlowProblem<double>&, int, bool);
 
 }  // namespace fmg

@@ -1,0 +1,159 @@
+// Branch-free exp, log and sin written in plain arithmetic, so that loops
+// over SIMD lanes calling them vectorise. Each result depends only on its
+// argument, never on the instruction set the loop is compiled for.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+// Every function is forced inline: a call left in a lane loop stops the
+// loop from vectorising.
+#if defined(__GNUC__) || defined(__clang__)
+#define FMG_LANE_INLINE inline __attribute__((always_inline))
+#else
+#define FMG_LANE_INLINE inline
+#endif
+
+namespace fmg::lanes {
+
+// Polynomials below use explicit fused multiply-adds in Estrin's scheme:
+// the fused operation is exactly rounded everywhere, so the result does not
+// depend on whether the processor has an FMA unit, and Estrin's tree keeps
+// the dependency chain short enough for the vector units to stay busy.
+template <class T>
+FMG_LANE_INLINE T fmadd(T a, T b, T c) {
+  return std::fma(a, b, c);
+}
+
+template <class To, class From>
+FMG_LANE_INLINE To bit_cast(const From& from) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast needs equal sizes");
+  To to;
+  std::memcpy(&to, &from, sizeof(To));
+  return to;
+}
+
+/// e^x to about 2 ulp; 0 for x < -708 (where e^x is subnormal or 0), so
+/// e^-inf = 0. Arguments above 709 saturate at e^709.
+FMG_LANE_INLINE double exp(double x) {
+  const double clamped = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
+  // Round x / ln 2 to the nearest integer k with the 1.5 * 2^52 shifter.
+  const double shifter = 6755399441055744.0;
+  const double kd = clamped * 1.4426950408889634074 + shifter;
+  const double k = kd - shifter;
+  const double r = (clamped - k * 6.93147180369123816490e-01) -
+                   k * 1.90821492927058770002e-10;
+  // Taylor series of e^r on |r| <= ln(2) / 2, to degree 13 (error 4e-17).
+  const double r2 = r * r;
+  const double r4 = r2 * r2;
+  const double r8 = r4 * r4;
+  const double p01 = fmadd(r, 1.0, 1.0);
+  const double p23 = fmadd(r, 1.0 / 6.0, 0.5);
+  const double p45 = fmadd(r, 1.0 / 120.0, 1.0 / 24.0);
+  const double p67 = fmadd(r, 1.0 / 5040.0, 1.0 / 720.0);
+  const double p89 = fmadd(r, 1.0 / 362880.0, 1.0 / 40320.0);
+  const double p1011 = fmadd(r, 1.0 / 39916800.0, 1.0 / 3628800.0);
+  const double p1213 = fmadd(r, 1.0 / 6227020800.0, 1.0 / 479001600.0);
+  const double q0 = fmadd(p23, r2, p01);
+  const double q1 = fmadd(p67, r2, p45);
+  const double q2 = fmadd(p1011, r2, p89);
+  const double s0 = fmadd(q1, r4, q0);
+  const double s1 = fmadd(p1213, r4, q2);
+  const double p = fmadd(s1, r8, s0);
+  const std::int64_t k_int =
+      bit_cast<std::int64_t>(kd) - bit_cast<std::int64_t>(shifter);
+  const double scale = bit_cast<double>((k_int + 1023) << 52);
+  return x < -708.0 ? 0.0 : p * scale;
+}
+
+/// e^x to about 2 ulp in float; 0 for x < -87.
+FMG_LANE_INLINE float exp(float x) {
+  const float clamped = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float shifter = 12582912.0f;  // 1.5 * 2^23
+  const float kd = clamped * 1.44269504f + shifter;
+  const float k = kd - shifter;
+  const float r = (clamped - k * 0.693145752f) - k * 1.42860677e-6f;
+  const float r2 = r * r;
+  const float r4 = r2 * r2;
+  const float p01 = fmadd(r, 1.0f, 1.0f);
+  const float p23 = fmadd(r, 1.0f / 6.0f, 0.5f);
+  const float p45 = fmadd(r, 1.0f / 120.0f, 1.0f / 24.0f);
+  const float p67 = fmadd(r, 1.0f / 5040.0f, 1.0f / 720.0f);
+  const float p = fmadd(fmadd(p67, r2, p45), r4, fmadd(p23, r2, p01));
+  const std::int32_t k_int =
+      bit_cast<std::int32_t>(kd) - bit_cast<std::int32_t>(shifter);
+  const float scale = bit_cast<float>((k_int + 127) << 23);
+  return x < -87.0f ? 0.0f : p * scale;
+}
+
+/// x^(-1/5) for x >= 1e-30, to about 1e-9 relative; step-size factors need
+/// no more. Smaller x and NaN give the value at 1e-30.
+template <class T>
+FMG_LANE_INLINE T pow_minus_fifth(T x) {
+  const double v = x > T(1e-30) ? static_cast<double>(x) : 1e-30;
+  // log2 v = e + log2 m with m in [1, 2), log m = 2 atanh(z).
+  const std::int64_t bits = bit_cast<std::int64_t>(v);
+  const double exponent = static_cast<double>(((bits >> 52) & 0x7ff) - 1023);
+  const double m =
+      bit_cast<double>((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
+  const double z = (m - 1.0) / (m + 1.0);
+  const double z2 = z * z;
+  const double series =
+      1.0 + z2 * (1.0 / 3 + z2 * (1.0 / 5 + z2 * (1.0 / 7 + z2 * (1.0 / 9 +
+                                  z2 * (1.0 / 11 + z2 * (1.0 / 13))))));
+  const double log2_v = exponent + 2.0 * z * series * 1.4426950408889634074;
+  // 2^y = 2^n 2^f with n = floor(y) and f in [0, 1).
+  const double y = -0.2 * log2_v;
+  const double n = std::floor(y);
+  const double g = (y - n) * 0.69314718055994530942;
+  const double p =
+      1.0 + g * (1.0 + g * (1.0 / 2 + g * (1.0 / 6 + g * (1.0 / 24 + g * (1.0 / 120 +
+      g * (1.0 / 720 + g * (1.0 / 5040 + g * (1.0 / 40320 + g * (1.0 / 362880 +
+      g * (1.0 / 3628800))))))))));
+  // n is a whole number in [-205, 21]; adding the 1.5 * 2^52 shifter puts
+  // it in the low bits, where integer arithmetic builds 2^n.
+  const double shifter = 6755399441055744.0;
+  const std::int64_t n_int =
+      bit_cast<std::int64_t>(n + shifter) - bit_cast<std::int64_t>(shifter);
+  const double scale = bit_cast<double>((n_int + 1023) << 52);
+  return static_cast<T>(p * scale);
+}
+
+/// sin x for x in [0, pi/2], from its Taylor series to degree 23 in double
+/// and 13 in float.
+FMG_LANE_INLINE double sin_quadrant(double x) {
+  const double x2 = x * x;
+  const double x4 = x2 * x2;
+  const double x8 = x4 * x4;
+  // sin x = x (1 + x2 q(x2)), q(y) = sum_i (-1)^(i+1) y^i / (2 i + 3)!.
+  const double c0 = -1.0 / 6.0, c1 = 1.0 / 120.0, c2 = -1.0 / 5040.0,
+               c3 = 1.0 / 362880.0, c4 = -1.0 / 39916800.0,
+               c5 = 1.0 / 6227020800.0, c6 = -1.0 / 1307674368000.0,
+               c7 = 1.0 / 355687428096000.0, c8 = -1.0 / 121645100408832000.0,
+               c9 = 1.0 / 51090942171709440000.0,
+               c10 = -1.0 / 25852016738884976640000.0;
+  const double q01 = fmadd(x2, c1, c0);
+  const double q23 = fmadd(x2, c3, c2);
+  const double q45 = fmadd(x2, c5, c4);
+  const double q67 = fmadd(x2, c7, c6);
+  const double q89 = fmadd(x2, c9, c8);
+  const double q03 = fmadd(q23, x4, q01);
+  const double q47 = fmadd(q67, x4, q45);
+  const double q810 = fmadd(c10, x4, q89);
+  const double q = fmadd(fmadd(q810, x8, q47), x8, q03);
+  return fmadd(x * x2, q, x);
+}
+
+FMG_LANE_INLINE float sin_quadrant(float x) {
+  const float x2 = x * x;
+  const float x4 = x2 * x2;
+  const float c0 = -1.0f / 6.0f, c1 = 1.0f / 120.0f, c2 = -1.0f / 5040.0f,
+              c3 = 1.0f / 362880.0f, c4 = -1.0f / 39916800.0f,
+              c5 = 1.0f / 6227020800.0f;
+  const float q = fmadd(fmadd(fmadd(x2, c5, c4), x4, fmadd(x2, c3, c2)), x4,
+                        fmadd(x2, c1, c0));
+  return fmadd(x * x2, q, x);
+}
+
+}  // namespace fmg::lanes

@@ -1,0 +1,41 @@
+// SIMD lane engine of the CPU backend for dimensions 1 to 3.
+//
+// W samples (8 in double, 16 in float) advance in lockstep, one per vector
+// lane: every velocity evaluation and every Runge-Kutta stage is a loop over
+// lanes that the compiler vectorises. Under Dormand-Prince each lane keeps
+// its own time and step; a lane whose sample finishes takes the next sample
+// of its range at once, so lanes stay busy when samples need different step
+// counts. Results depend only on the sample, never on its lane, the thread
+// or the instruction set picked at run time (AVX-512, AVX2 or baseline).
+#pragma once
+
+#include <cstddef>
+
+#include "kernels/batch.hpp"
+
+namespace fmg::lanes {
+
+/// Largest dimension the lane engine handles; larger ones use the
+/// per-sample path, whose inner loops over d vectorise instead.
+inline constexpr int max_lane_dim = 3;
+
+/// Samples [begin, end) of one chunk for the lane engine.
+template <class T>
+struct LaneJob {
+  MixtureView<T> mixture;
+  FlowProblem<T> problem;
+  const FlowChunk<T>* chunk;
+  std::size_t begin;
+  std::size_t end;
+};
+
+/// Integrates the job's samples, writes the chunk's requested outputs for
+/// them and adds their counts to `tally`. mixture.dim must be 1 to 3.
+void run_lanes(const LaneJob<float>& job, FlowTally& tally);
+void run_lanes(const LaneJob<double>& job, FlowTally& tally);
+
+/// The instruction set the lane engine uses on this processor: "avx512",
+/// "avx2" or "baseline".
+const char* lane_instruction_set();
+
+}  // namespace fmg::lanes

@@ -1,0 +1,535 @@
+// Implementation of the lane engine, included once per instruction set by
+// lanes_<isa>.cpp with FMG_LANES_ISA naming the namespace of that copy.
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#include "kernels/cpu/lane_math.hpp"
+#include "kernels/cpu/lanes.hpp"
+#include "kernels/philox_normal.hpp"
+#include "kernels/vec.hpp"
+
+#ifndef FMG_LANES_ISA
+#error "define FMG_LANES_ISA before including lanes_impl.hpp"
+#endif
+
+namespace fmg::lanes::FMG_LANES_ISA {
+namespace {
+
+template <class T>
+inline constexpr int lane_width = sizeof(T) == 8 ? 8 : 16;
+
+/// Atoms whose log-space terms are computed before one rescaling of the
+/// running log-sum-exp.
+inline constexpr int atom_block = 8;
+
+template <class T>
+inline bool is_minus_infinity(T value) {
+  return value == -math::infinity<T>();
+}
+
+/// a, b, a', b' at W lane times, from s = 1 - t as the scalar schedules.
+template <class T, int W>
+inline void schedule_lanes(ScheduleKind kind, const T* t, T* a, T* b, T* da,
+                           T* db) {
+  const T half_pi = math::pi<T>() / T(2);
+  if (kind == ScheduleKind::linear) {
+    for (int l = 0; l < W; ++l) {
+      a[l] = T(1) - t[l];
+      b[l] = t[l];
+      da[l] = T(-1);
+      db[l] = T(1);
+    }
+  } else if (kind == ScheduleKind::variance_preserving) {
+    for (int l = 0; l < W; ++l) {
+      a[l] = sin_quadrant(half_pi * (T(1) - t[l]));
+      b[l] = sin_quadrant(half_pi * t[l]);
+      da[l] = -half_pi * b[l];
+      db[l] = half_pi * a[l];
+    }
+  } else {
+    for (int l = 0; l < W; ++l) {
+      const T sin_s = sin_quadrant(half_pi * (T(1) - t[l]));
+      const T sin_t = sin_quadrant(half_pi * t[l]);
+      const T sin_pi_t = T(2) * sin_s * sin_t;
+      a[l] = sin_s * sin_s;
+      b[l] = sin_t * sin_t;
+      da[l] = -half_pi * sin_pi_t;
+      db[l] = half_pi * sin_pi_t;
+    }
+  }
+}
+
+/// v = velocity(x, t) for W lanes; the same formula as fmg::velocity, with
+/// the responsibilities' log-sum-exp taken over blocks of atoms.
+template <class T, int D, int W>
+inline void velocity_lanes(const MixtureView<T>& mix, ScheduleKind kind,
+                           const T* t, const T (&x)[D][W], T (&v)[D][W]) {
+  alignas(64) T a[W], b[W], da[W], db[W], inv_two_a2[W];
+  schedule_lanes<T, W>(kind, t, a, b, da, db);
+  for (int l = 0; l < W; ++l) inv_two_a2[l] = T(0.5) / (a[l] * a[l]);
+
+  alignas(64) T running_max[W], sum[W];
+  // Flat [atom_block][W] arrays, so the exponentials can run as one loop.
+  alignas(64) T terms[atom_block * W];
+  for (int k0 = 0; k0 < mix.num_atoms; k0 += atom_block) {
+    const int block = std::min(atom_block, mix.num_atoms - k0);
+    for (int kk = 0; kk < block; ++kk) {
+      const T* mu = mix.atom(k0 + kk);
+      const T log_w = mix.log_weights[k0 + kk];
+      alignas(64) T dist2[W];
+      for (int l = 0; l < W; ++l) dist2[l] = T(0);
+      for (int j = 0; j < D; ++j) {
+        const T mu_j = mu[j];
+        for (int l = 0; l < W; ++l) {
+          const T diff = x[j][l] - b[l] * mu_j;
+          dist2[l] += diff * diff;
+        }
+      }
+      for (int l = 0; l < W; ++l) terms[kk * W + l] = log_w - dist2[l] * inv_two_a2[l];
+    }
+    alignas(64) T block_max[W];
+    for (int l = 0; l < W; ++l) block_max[l] = terms[l];
+    for (int kk = 1; kk < block; ++kk) {
+      for (int l = 0; l < W; ++l) block_max[l] = math::max(block_max[l], terms[kk * W + l]);
+    }
+    if (k0 == 0) {
+      for (int l = 0; l < W; ++l) {
+        running_max[l] = block_max[l];
+        sum[l] = T(0);
+      }
+      for (int j = 0; j < D; ++j) {
+        for (int l = 0; l < W; ++l) v[j][l] = T(0);
+      }
+    } else {
+      alignas(64) T scale[W];
+      for (int l = 0; l < W; ++l) {
+        const T new_max = math::max(running_max[l], block_max[l]);
+        const T value = exp(running_max[l] - new_max);
+        scale[l] = is_minus_infinity(new_max) ? T(1) : value;
+        sum[l] *= scale[l];
+        running_max[l] = new_max;
+      }
+      for (int j = 0; j < D; ++j) {
+        for (int l = 0; l < W; ++l) v[j][l] *= scale[l];
+      }
+    }
+    // The exponentials of different atoms are independent, so the
+    // processor overlaps their latencies across iterations of kk.
+    alignas(64) T e[atom_block * W];
+    for (int kk = 0; kk < block; ++kk) {
+      for (int l = 0; l < W; ++l) {
+        // Both sides are computed, so the loop has no branch to vectorise
+        // around; -inf - -inf gives NaN, which the select then drops.
+        const T value = exp(terms[kk * W + l] - running_max[l]);
+        e[kk * W + l] = is_minus_infinity(running_max[l]) ? T(0) : value;
+      }
+    }
+    for (int kk = 0; kk < block; ++kk) {
+      const T* mu = mix.atom(k0 + kk);
+      for (int l = 0; l < W; ++l) sum[l] += e[kk * W + l];
+      for (int j = 0; j < D; ++j) {
+        const T mu_j = mu[j];
+        for (int l = 0; l < W; ++l) v[j][l] += e[kk * W + l] * mu_j;
+      }
+    }
+  }
+
+  bool any_empty = false;
+  for (int l = 0; l < W; ++l) any_empty = any_empty || !(sum[l] > T(0));
+  if (any_empty) {
+    // Every term underflowed to -inf in some lane: fall back, as the scalar
+    // kernel does, to the nearest atom of positive weight.
+    for (int l = 0; l < W; ++l) {
+      if (sum[l] > T(0)) continue;
+      LocalVec<T, D> point{};
+      for (int j = 0; j < D; ++j) point[j] = x[j][l];
+      int nearest = 0;
+      T nearest_dist = math::infinity<T>();
+      for (int k = 0; k < mix.num_atoms; ++k) {
+        if (is_minus_infinity(mix.log_weights[k])) continue;
+        const T dist2 = squared_distance(point, b[l], mix.atom(k));
+        if (dist2 < nearest_dist) {
+          nearest_dist = dist2;
+          nearest = k;
+        }
+      }
+      sum[l] = T(1);
+      for (int j = 0; j < D; ++j) v[j][l] = mix.atom(nearest)[j];
+    }
+  }
+
+  alignas(64) T inv_sum[W], c_noise[W];
+  for (int l = 0; l < W; ++l) {
+    inv_sum[l] = T(1) / sum[l];
+    c_noise[l] = da[l] / a[l];
+  }
+  for (int j = 0; j < D; ++j) {
+    for (int l = 0; l < W; ++l) {
+      const T m = v[j][l] * inv_sum[l];
+      v[j][l] = c_noise[l] * (x[j][l] - b[l] * m) + db[l] * m;
+    }
+  }
+}
+
+/// Per-lane state of the lane engine.
+template <class T, int D>
+struct Lanes {
+  static constexpr int W = lane_width<T>;
+  alignas(64) T x[D][W], k1[D][W], k2[D][W], k3[D][W], k4[D][W], k5[D][W],
+      k6[D][W], k7[D][W], stage[D][W], next[D][W];
+  alignas(64) T t[W], h[W], t_new[W], stage_t[W];
+  alignas(64) T previous_rejected[W];
+  /// Counters, held as T so that the lane loops updating them vectorise;
+  /// T counts exactly far beyond any step limit.
+  alignas(64) T accepted[W], rejected[W], evaluations[W], non_finite[W];
+  std::int64_t sample[W];  ///< Index in the chunk, or -1 for an idle lane.
+};
+
+template <class T, int D>
+class LaneRunner {
+ public:
+  static constexpr int W = lane_width<T>;
+
+  LaneRunner(const LaneJob<T>& job, FlowTally& tally)
+      : job_(job), mix_(job.mixture), problem_(job.problem),
+        chunk_(*job.chunk), tally_(tally), next_(job.begin) {}
+
+  void run() {
+    if (problem_.method == Method::dopri5) {
+      run_dopri5();
+    } else {
+      run_fixed();
+    }
+  }
+
+ private:
+  using Vec = LocalVec<T, D>;
+
+  /// Loads sample i of the chunk into lane l's state x.
+  void load(int l, std::size_t i) {
+    Vec point{};
+    const std::size_t row = i * D;
+    if (chunk_.starts != nullptr) {
+      for (int j = 0; j < D; ++j) point[j] = chunk_.starts[row + j];
+    } else {
+      philox_base_sample(problem_.seed, chunk_.first_index + i, point);
+    }
+    if (chunk_.base_samples != nullptr) {
+      for (int j = 0; j < D; ++j) chunk_.base_samples[row + j] = point[j];
+    }
+    for (int j = 0; j < D; ++j) s_.x[j][l] = point[j];
+    s_.sample[l] = static_cast<std::int64_t>(i);
+  }
+
+  /// Writes lane l's results and counts them.
+  void finish(int l, const SampleCounters& counters) {
+    const std::size_t i = static_cast<std::size_t>(s_.sample[l]);
+    Vec point{};
+    for (int j = 0; j < D; ++j) point[j] = s_.x[j][l];
+    const int label = endpoint_label(mix_, counters, point);
+    if (chunk_.endpoints != nullptr) {
+      for (int j = 0; j < D; ++j) chunk_.endpoints[i * D + j] = point[j];
+    }
+    if (chunk_.labels != nullptr) chunk_.labels[i] = label;
+    tally_.add(counters, label);
+    s_.sample[l] = -1;
+  }
+
+  SampleCounters counters_of(int l, SampleStatus status) const {
+    SampleCounters counters;
+    counters.accepted = static_cast<std::uint32_t>(s_.accepted[l]);
+    counters.rejected = static_cast<std::uint32_t>(s_.rejected[l]);
+    counters.evaluations = static_cast<std::uint32_t>(s_.evaluations[l]);
+    counters.status = status;
+    return counters;
+  }
+
+  /// Starts lane l on the next sample of the range, with its first
+  /// velocity and step computed as in integrate_dopri5. Returns false when
+  /// the sample failed at once (and was finished).
+  bool start_dopri5(int l) {
+    const FlowField<T> field{mix_, problem_.schedule};
+    load(l, next_++);
+    Vec x{}, k1{}, stage{}, k2{};
+    for (int j = 0; j < D; ++j) x[j] = s_.x[j][l];
+    field(T(0), x, k1);
+    s_.t[l] = T(0);
+    s_.accepted[l] = T(0);
+    s_.rejected[l] = T(0);
+    s_.evaluations[l] = T(1);
+    s_.non_finite[l] = T(0);
+    s_.previous_rejected[l] = T(0);
+    if (!detail::all_finite(k1)) {
+      finish(l, counters_of(l, SampleStatus::non_finite_state));
+      return false;
+    }
+    T h = problem_.control.initial_step;
+    if (!(h > T(0))) {
+      h = dopri5_first_step(field, x, k1, stage, k2, problem_.t_end,
+                            problem_.control);
+      s_.evaluations[l] += T(1);
+    }
+    s_.h[l] = h;
+    for (int j = 0; j < D; ++j) s_.k1[j][l] = k1[j];
+    return true;
+  }
+
+  /// Finishes every lane that reached t_end or a stop condition and starts
+  /// idle lanes on the next samples. Returns whether any lane is busy.
+  bool settle_dopri5() {
+    bool busy = false;
+    for (int l = 0; l < W; ++l) {
+      for (;;) {
+        if (s_.sample[l] < 0) {
+          if (next_ >= job_.end) break;
+          if (!start_dopri5(l)) continue;
+        }
+        if (!(s_.t[l] < problem_.t_end)) {
+          finish(l, counters_of(l, SampleStatus::ok));
+        } else if (s_.non_finite[l] >= T(16)) {
+          finish(l, counters_of(l, SampleStatus::non_finite_state));
+        } else if (s_.accepted[l] + s_.rejected[l] >=
+                   static_cast<T>(problem_.control.max_steps)) {
+          finish(l, counters_of(l, SampleStatus::max_steps_reached));
+        } else {
+          busy = true;
+          break;
+        }
+      }
+    }
+    return busy;
+  }
+
+  /// Stage argument: stage = x + h * sum_i c_i k_i over the given stages.
+  template <class... Pairs>
+  void form_stage(T (&out)[D][W], const Pairs&... pairs) {
+    for (int j = 0; j < D; ++j) {
+      for (int l = 0; l < W; ++l) {
+        T sum = T(0);
+        ((sum += pairs.first * pairs.second[j][l]), ...);
+        out[j][l] = s_.x[j][l] + s_.h[l] * sum;
+      }
+    }
+  }
+
+  void evaluate(T c, T (&k)[D][W], const T (&at)[D][W]) {
+    for (int l = 0; l < W; ++l) {
+      s_.stage_t[l] = math::min(s_.t[l] + c * s_.h[l], s_.t_new[l]);
+    }
+    velocity_lanes<T, D, W>(mix_, problem_.schedule, s_.stage_t, at, k);
+  }
+
+  void run_dopri5() {
+    using Tab = Dopri5Tableau<T>;
+    using Pair = std::pair<T, const T (*)[W]>;
+    const StepControl<T>& control = problem_.control;
+    const T t_end = problem_.t_end;
+    for (int l = 0; l < W; ++l) s_.sample[l] = -1;
+
+    while (settle_dopri5()) {
+
+      // Idle lanes run on stale values, which are finite or harmless, and
+      // their results are never read.
+      for (int l = 0; l < W; ++l) {
+        const bool last = s_.t[l] + T(1.01) * s_.h[l] >= t_end;
+        s_.h[l] = last ? t_end - s_.t[l] : s_.h[l];
+        s_.t_new[l] = last ? t_end : s_.t[l] + s_.h[l];
+      }
+      form_stage(s_.stage, Pair{Tab::a21, s_.k1});
+      evaluate(dopri5::c2<T>(), s_.k2, s_.stage);
+      form_stage(s_.stage, Pair{Tab::a31, s_.k1}, Pair{Tab::a32, s_.k2});
+      evaluate(dopri5::c3<T>(), s_.k3, s_.stage);
+      form_stage(s_.stage, Pair{Tab::a41, s_.k1}, Pair{Tab::a42, s_.k2},
+                 Pair{Tab::a43, s_.k3});
+      evaluate(dopri5::c4<T>(), s_.k4, s_.stage);
+      form_stage(s_.stage, Pair{Tab::a51, s_.k1}, Pair{Tab::a52, s_.k2},
+                 Pair{Tab::a53, s_.k3}, Pair{Tab::a54, s_.k4});
+      evaluate(dopri5::c5<T>(), s_.k5, s_.stage);
+      form_stage(s_.stage, Pair{Tab::a61, s_.k1}, Pair{Tab::a62, s_.k2},
+                 Pair{Tab::a63, s_.k3}, Pair{Tab::a64, s_.k4},
+                 Pair{Tab::a65, s_.k5});
+      evaluate(T(1), s_.k6, s_.stage);
+      form_stage(s_.next, Pair{Tab::b1, s_.k1}, Pair{Tab::b3, s_.k3},
+                 Pair{Tab::b4, s_.k4}, Pair{Tab::b5, s_.k5},
+                 Pair{Tab::b6, s_.k6});
+      evaluate(T(1), s_.k7, s_.next);
+
+      alignas(64) T err[W];
+      for (int l = 0; l < W; ++l) err[l] = T(0);
+      for (int j = 0; j < D; ++j) {
+        for (int l = 0; l < W; ++l) {
+          const T local =
+              s_.h[l] * (Tab::e1 * s_.k1[j][l] + Tab::e3 * s_.k3[j][l] +
+                         Tab::e4 * s_.k4[j][l] + Tab::e5 * s_.k5[j][l] +
+                         Tab::e6 * s_.k6[j][l] + Tab::e7 * s_.k7[j][l]);
+          const T scale =
+              control.atol + control.rtol * math::max(math::fabs(s_.x[j][l]),
+                                                      math::fabs(s_.next[j][l]));
+          err[l] += (local / scale) * (local / scale);
+        }
+      }
+      // Written without short-circuits and with both sides of every select
+      // computed, so the loops vectorise.
+      const T safety = control.safety;
+      const T min_factor = control.min_factor;
+      const T max_factor = control.max_factor;
+      alignas(64) T accept[W];
+      for (int l = 0; l < W; ++l) {
+        const T e = math::sqrt(err[l] / T(D));
+        const bool finite = math::isfinite(e);
+        const bool accepted = finite & (e <= T(1));
+        const T shrink_or_grow = safety * pow_minus_fifth(e);
+        const T growth_limit = s_.previous_rejected[l] > T(0) ? T(1) : max_factor;
+        const T bounded = math::min(growth_limit, math::max(min_factor, shrink_or_grow));
+        const T accept_factor = e == T(0) ? growth_limit : bounded;
+        const T reject_factor = finite ? math::max(min_factor, shrink_or_grow) : min_factor;
+        const T t_old = s_.t[l];
+        const T t_new = s_.t_new[l];
+        accept[l] = accepted ? T(1) : T(0);
+        s_.t[l] = accepted ? t_new : t_old;
+        s_.h[l] *= accepted ? accept_factor : reject_factor;
+        s_.accepted[l] += accept[l];
+        s_.rejected[l] += T(1) - accept[l];
+        s_.non_finite[l] += finite ? T(0) : T(1);
+        s_.evaluations[l] += T(6);
+        s_.previous_rejected[l] = T(1) - accept[l];
+      }
+      for (int j = 0; j < D; ++j) {
+        for (int l = 0; l < W; ++l) {
+          const bool accepted = accept[l] > T(0);
+          const T x_old = s_.x[j][l];
+          const T x_new = s_.next[j][l];
+          const T k_old = s_.k1[j][l];
+          const T k_new = s_.k7[j][l];
+          s_.x[j][l] = accepted ? x_new : x_old;
+          s_.k1[j][l] = accepted ? k_new : k_old;
+        }
+      }
+    }
+  }
+
+  /// Fixed-step methods: W consecutive samples share every step time, so
+  /// each lane runs exactly the scalar integrate_fixed arithmetic; a lane
+  /// whose state turns non-finite freezes with the scalar's counters.
+  void run_fixed() {
+    const T t_end = problem_.t_end;
+    const int steps = problem_.steps;
+    for (std::size_t first = job_.begin; first < job_.end; first += W) {
+      const int used = static_cast<int>(std::min<std::size_t>(W, job_.end - first));
+      for (int l = 0; l < W; ++l) {
+        load(l, first + static_cast<std::size_t>(std::min(l, used - 1)));
+        s_.accepted[l] = T(0);
+        s_.evaluations[l] = T(0);
+        s_.non_finite[l] = T(0);
+      }
+      for (int i = 0; i < steps; ++i) {
+        const T t0 = t_end * T(i) / T(steps);
+        const T t1 = i + 1 == steps ? t_end : t_end * T(i + 1) / T(steps);
+        const T h = t1 - t0;
+        step_fixed(t0, t1, h);
+        for (int l = 0; l < W; ++l) {
+          bool finite = true;
+          for (int j = 0; j < D; ++j) finite = finite && math::isfinite(s_.next[j][l]);
+          const bool alive = s_.non_finite[l] == T(0);
+          for (int j = 0; j < D; ++j) {
+            s_.x[j][l] = alive ? s_.next[j][l] : s_.x[j][l];
+          }
+          s_.evaluations[l] += alive ? static_cast<T>(stage_count()) : T(0);
+          s_.accepted[l] += alive && finite ? T(1) : T(0);
+          s_.non_finite[l] = alive && !finite ? T(1) : s_.non_finite[l];
+        }
+      }
+      for (int l = 0; l < used; ++l) {
+        s_.sample[l] = static_cast<std::int64_t>(first + static_cast<std::size_t>(l));
+        s_.rejected[l] = T(0);
+        finish(l, counters_of(l, s_.non_finite[l] == T(0)
+                                     ? SampleStatus::ok
+                                     : SampleStatus::non_finite_state));
+      }
+    }
+  }
+
+  int stage_count() const {
+    switch (problem_.method) {
+      case Method::euler: return 1;
+      case Method::heun: return 2;
+      default: return 4;
+    }
+  }
+
+  /// One step of Euler, Heun or RK4 from x into next, for every lane.
+  void step_fixed(T t0, T t1, T h) {
+    alignas(64) T time[W];
+    const auto at = [&](T value) {
+      for (int l = 0; l < W; ++l) time[l] = value;
+      return time;
+    };
+    velocity_lanes<T, D, W>(mix_, problem_.schedule, at(t0), s_.x, s_.k1);
+    if (problem_.method == Method::euler) {
+      for (int j = 0; j < D; ++j) {
+        for (int l = 0; l < W; ++l) s_.next[j][l] = s_.x[j][l] + h * s_.k1[j][l];
+      }
+      return;
+    }
+    if (problem_.method == Method::heun) {
+      for (int j = 0; j < D; ++j) {
+        for (int l = 0; l < W; ++l) s_.stage[j][l] = s_.x[j][l] + h * s_.k1[j][l];
+      }
+      velocity_lanes<T, D, W>(mix_, problem_.schedule, at(t1), s_.stage, s_.k2);
+      const T half_h = T(0.5) * h;
+      for (int j = 0; j < D; ++j) {
+        for (int l = 0; l < W; ++l) {
+          s_.next[j][l] = s_.x[j][l] + half_h * (s_.k1[j][l] + s_.k2[j][l]);
+        }
+      }
+      return;
+    }
+    const T half_h = T(0.5) * h;
+    const T t_mid = math::min(t0 + half_h, t1);
+    for (int j = 0; j < D; ++j) {
+      for (int l = 0; l < W; ++l) s_.stage[j][l] = s_.x[j][l] + half_h * s_.k1[j][l];
+    }
+    velocity_lanes<T, D, W>(mix_, problem_.schedule, at(t_mid), s_.stage, s_.k2);
+    for (int j = 0; j < D; ++j) {
+      for (int l = 0; l < W; ++l) s_.stage[j][l] = s_.x[j][l] + half_h * s_.k2[j][l];
+    }
+    velocity_lanes<T, D, W>(mix_, problem_.schedule, at(t_mid), s_.stage, s_.k3);
+    for (int j = 0; j < D; ++j) {
+      for (int l = 0; l < W; ++l) s_.stage[j][l] = s_.x[j][l] + h * s_.k3[j][l];
+    }
+    velocity_lanes<T, D, W>(mix_, problem_.schedule, at(t1), s_.stage, s_.k4);
+    const T sixth_h = h / T(6);
+    for (int j = 0; j < D; ++j) {
+      for (int l = 0; l < W; ++l) {
+        s_.next[j][l] =
+            s_.x[j][l] + sixth_h * (s_.k1[j][l] + T(2) * s_.k2[j][l] +
+                                    T(2) * s_.k3[j][l] + s_.k4[j][l]);
+      }
+    }
+  }
+
+  const LaneJob<T>& job_;
+  MixtureView<T> mix_;
+  FlowProblem<T> problem_;
+  const FlowChunk<T>& chunk_;
+  FlowTally& tally_;
+  std::size_t next_;
+  Lanes<T, D> s_{};
+};
+
+template <class T>
+void run_any_dim(const LaneJob<T>& job, FlowTally& tally) {
+  switch (job.mixture.dim) {
+    case 1: LaneRunner<T, 1>(job, tally).run(); break;
+    case 2: LaneRunner<T, 2>(job, tally).run(); break;
+    default: LaneRunner<T, 3>(job, tally).run(); break;
+  }
+}
+
+}  // namespace
+
+void run(const LaneJob<float>& job, FlowTally& tally) { run_any_dim(job, tally); }
+void run(const LaneJob<double>& job, FlowTally& tally) { run_any_dim(job, tally); }
+
+}  // namespace fmg::lanes::FMG_LANES_ISA
