@@ -6,6 +6,7 @@
 #include "host/analysis/density.hpp"
 #include "host/cli/common.hpp"
 #include "host/errors.hpp"
+#include "host/format.hpp"
 #include "host/names.hpp"
 #include "kernels/philox_normal.hpp"
 #include "kernels/vec.hpp"
@@ -65,9 +66,12 @@ void run_density(const DensityArguments& args) {
   const std::vector<double> times = parse_times(args.times);
   const auto [x_min, x_max] = parse_range(args.x_range, "--x-range");
   const auto [y_min, y_max] = parse_range(args.y_range, "--y-range");
-  if (args.grid < 2) {
+  // 2^28 values (2 GiB of float64) bound the array kept in memory.
+  constexpr double max_values = 268435456.0;
+  if (args.grid < 2 || static_cast<double>(args.grid) * args.grid * times.size() > max_values) {
     throw InvalidArgument("invalid --grid " + std::to_string(args.grid) +
-                          ": it must be at least 2 points per axis");
+                          ": it must be at least 2 points per axis, and grid^2 times the "
+                          "number of times at most 2^28 values (--grid 9459 for 3 times)");
   }
   if (args.out_path.empty()) {
     throw InvalidArgument("--out FILE.npy is required");
@@ -108,7 +112,7 @@ struct CrosscheckArguments {
   std::string mixture_path;
   std::string schedules = "all";
   std::string samples = "200";
-  std::uint64_t seed = 20260617;
+  std::string seed = "20260617";
   std::vector<std::string> times{"0.05:0.97:40"};
   std::string summary_path;
 };
@@ -119,9 +123,10 @@ void run_crosscheck(const CrosscheckArguments& args) {
   const std::vector<ScheduleKind> schedules = parse_schedules(args.schedules);
   const std::uint64_t n = parse_count(args.samples, "--n");
   const std::vector<double> times = parse_times(args.times);
+  const std::uint64_t seed = parse_seed(args.seed, "--seed");
   for (double t : times) {
     if (!(t > 0.0)) {
-      throw InvalidArgument("invalid time " + std::to_string(t) +
+      throw InvalidArgument("invalid time " + format_number(t) +
                             ": the cross-check needs t in (0, 1), because at "
                             "t = 0 the score carries no information on the "
                             "posterior mean");
@@ -135,14 +140,14 @@ void run_crosscheck(const CrosscheckArguments& args) {
   std::vector<double> points(n * d);
   for (std::uint64_t i = 0; i < n; ++i) {
     StridedVec<double> x{points.data() + i * d, d, 1};
-    philox_base_sample(args.seed, i, x);
+    philox_base_sample(seed, i, x);
   }
   const MixtureData data(mixture);
   nlohmann::json json;
   json["fmg_version"] = FMG_VERSION;
   json["command"] = "crosscheck";
   json["samples"] = n;
-  json["seed"] = args.seed;
+  json["seed"] = seed;
   json["curves"] = nlohmann::json::array();
   for (ScheduleKind kind : schedules) {
     const CrosscheckCurve curve =

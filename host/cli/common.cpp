@@ -1,6 +1,10 @@
 #include "host/cli/common.hpp"
 
+#include <sys/statvfs.h>
+
+#include <cerrno>
 #include <cmath>
+#include <filesystem>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -13,6 +17,11 @@ namespace fmg::cli {
 std::uint64_t parse_count(const std::string& text, const std::string& option) {
   const std::string message_start = "invalid " + option + " '" + text + "': ";
   if (text.empty()) throw InvalidArgument(message_start + "it is empty");
+  if (text.find_first_not_of("0123456789.eE+-") != std::string::npos) {
+    throw InvalidArgument(message_start +
+                          "it is not a number in decimal notation; write an "
+                          "integer or scientific notation such as 1e6");
+  }
   char* end = nullptr;
   const double value = std::strtod(text.c_str(), &end);
   if (end == text.c_str() || *end != '\0') {
@@ -32,6 +41,20 @@ std::uint64_t parse_count(const std::string& text, const std::string& option) {
     return std::strtoull(text.c_str(), nullptr, 10);
   }
   return static_cast<std::uint64_t>(value);
+}
+
+std::uint64_t parse_seed(const std::string& text, const std::string& option) {
+  const std::string valid = ": a seed is a decimal integer from 0 to 18446744073709551615";
+  if (text.empty() || text.size() > 20 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
+    throw InvalidArgument("invalid " + option + " '" + text + "'" + valid);
+  }
+  errno = 0;
+  const unsigned long long value = std::strtoull(text.c_str(), nullptr, 10);
+  if (errno == ERANGE) {
+    throw InvalidArgument("invalid " + option + " '" + text + "'" + valid);
+  }
+  return value;
 }
 
 double parse_real(const std::string& text, const std::string& option) {
@@ -96,6 +119,21 @@ NpyStream::NpyStream(AtomicFile& file, NpyType type,
     : file_(&file) {
   expected_bytes_ = npy_item_size(type);
   for (std::size_t extent : shape) expected_bytes_ *= extent;
+  // A file larger than the free space would fail only after the run, or
+  // fill the disk; this check makes it fail first.
+  const std::filesystem::path parent =
+      std::filesystem::absolute(file.temporary_path()).parent_path();
+  struct statvfs space {};
+  if (::statvfs(parent.c_str(), &space) == 0) {
+    const double available = static_cast<double>(space.f_bavail) *
+                             static_cast<double>(space.f_frsize);
+    if (static_cast<double>(expected_bytes_) > available) {
+      throw FileError(file.path() + ": the array needs " +
+                      std::to_string(expected_bytes_) + " bytes but only " +
+                      std::to_string(static_cast<std::uint64_t>(available)) +
+                      " bytes are free on its file system");
+    }
+  }
   write_npy_header(file.stream(), type, shape);
 }
 

@@ -30,6 +30,10 @@ enum ExitStatus : int {
 /// numbers in [1, 2^63), naming `option`.
 std::uint64_t parse_count(const std::string& text, const std::string& option);
 
+/// Parses a seed: a decimal integer in [0, 2^64 - 1]. Throws
+/// fmg::InvalidArgument naming `option` otherwise.
+std::uint64_t parse_seed(const std::string& text, const std::string& option);
+
 /// Parses a real number, throwing fmg::InvalidArgument naming `option` when
 /// the text is not a number.
 double parse_real(const std::string& text, const std::string& option);

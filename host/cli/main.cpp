@@ -3,10 +3,12 @@
 #include <CLI/CLI.hpp>
 
 #include <exception>
+#include <new>
 #include <iostream>
 
 #include "host/cli/common.hpp"
 #include "host/errors.hpp"
+#include "host/io/atomic_file.hpp"
 
 int main(int argc, char** argv) {
   using namespace fmg::cli;
@@ -22,8 +24,14 @@ int main(int argc, char** argv) {
   add_crosscheck_command(app);
   add_ot_command(app);
 
+  fmg::remove_outputs_on_termination_signals();
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ConversionError& error) {
+    std::cerr << "fmg: error: " << error.what()
+              << ": the value is not a number of the option's type or is out "
+                 "of its range; see --help\n";
+    return exit_invalid_input;
   } catch (const CLI::ParseError& error) {
     const int status = app.exit(error);
     return status == 0 ? exit_ok : exit_invalid_input;
@@ -36,6 +44,10 @@ int main(int argc, char** argv) {
   } catch (const fmg::Unavailable& error) {
     std::cerr << "fmg: error: " << error.what() << "\n";
     return exit_unavailable;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "fmg: error: out of memory; reduce the sizes requested "
+                 "(samples with array outputs, grid, trajectories)\n";
+    return exit_failure;
   } catch (const std::exception& error) {
     std::cerr << "fmg: error: " << error.what() << "\n";
     return exit_failure;

@@ -9,6 +9,7 @@
 #include "host/cli/common.hpp"
 #include "host/driver.hpp"
 #include "host/errors.hpp"
+#include "host/format.hpp"
 #include "host/names.hpp"
 #include "host/ot/laguerre2d.hpp"
 #include "host/ot/semidiscrete.hpp"
@@ -23,7 +24,7 @@ struct OtArguments {
   double tolerance = 1e-10;
   int max_iterations = 100;
   std::string samples = "1e6";
-  std::uint64_t seed = 20260617;
+  std::string seed = "20260617";
   std::string summary_path;
   std::string points_path, labels_path;
   std::string starts_path, start_labels_path;
@@ -78,7 +79,7 @@ nlohmann::json compare_transport_costs(const Mixture& mixture,
   FlowRunOptions options;
   options.schedule = parse_schedule(args.schedule);
   options.num_samples = parse_count(args.cost_samples, "--cost-samples");
-  options.seed = args.seed;
+  options.seed = parse_seed(args.seed, "--seed");
   options.rtol = 1e-8;
   options.atol = 1e-10;
   options.progress = !args.quiet;
@@ -112,7 +113,7 @@ nlohmann::json compare_transport_costs(const Mixture& mixture,
     agree += ot_labels[i] == flow_labels[i];
   }
   return {{"samples", ot_cost.size()},
-          {"seed", args.seed},
+          {"seed", parse_seed(args.seed, "--seed")},
           {"flow_schedule", schedule_name(options.schedule)},
           {"flow_backend", flow.backend},
           {"ot", mean_with_error(ot_cost)},
@@ -125,7 +126,7 @@ nlohmann::json compare_transport_costs(const Mixture& mixture,
 nlohmann::json vector_json(const Eigen::VectorXd& values) {
   nlohmann::json out = nlohmann::json::array();
   for (Eigen::Index k = 0; k < values.size(); ++k) {
-    // -inf (an atom of zero weight) has no JSON number: null stands for it.
+    // -inf (an atom of zero weight) has no JSON number, so null represents it.
     out.push_back(std::isfinite(values[k]) ? nlohmann::json(values[k])
                                            : nlohmann::json(nullptr));
   }
@@ -140,12 +141,24 @@ void run_ot(const OtArguments& args) {
   const Eigen::VectorXd weights =
       Eigen::Map<const Eigen::VectorXd>(mixture.weights.data(), mixture.num_atoms());
 
+  if (!(args.tolerance > 0.0) || !std::isfinite(args.tolerance)) {
+    throw InvalidArgument("invalid --tolerance " + format_number(args.tolerance) +
+                          ": it must be a positive finite bound on max_k |mass_k - w_k|");
+  }
+  if (args.max_iterations < 1) {
+    throw InvalidArgument("invalid --max-iterations " + std::to_string(args.max_iterations) +
+                          ": it must be at least 1");
+  }
   SemiDiscreteOptions options;
   options.route = parse_route(args.route, d);
+  if (options.route == MassRoute::exact_2d && d != 2) {
+    throw InvalidArgument("--route exact needs a 2-D mixture, but the atoms have dimension " +
+                          std::to_string(d) + "; use --route mc-cpu or --route mc-cuda");
+  }
   options.tolerance = args.tolerance;
   options.max_iterations = args.max_iterations;
   options.samples = static_cast<std::int64_t>(parse_count(args.samples, "--samples"));
-  options.seed = args.seed;
+  options.seed = parse_seed(args.seed, "--seed");
   validate_semidiscrete_options(options, d);
   parse_count(args.cost_samples, "--cost-samples");
   parse_schedule(args.schedule);

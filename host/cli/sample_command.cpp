@@ -1,7 +1,9 @@
 // fmg sample: integrate the flow for N samples under one or all schedules
 // and report basin fractions against the target weights.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -25,7 +27,7 @@ struct SampleArguments {
   double initial_step = 0.0;
   std::uint32_t max_steps = 100000;
   double eps = 1e-3;
-  std::uint64_t seed = 20260617;
+  std::string seed = "20260617";
   std::string backend = "auto";
   std::string precision = "double";
   int threads = 0;
@@ -38,9 +40,10 @@ struct SampleArguments {
   int trajectory_points = 101;
   std::string trajectories_path;
   bool quiet = false;
+  bool no_simd = false;
 };
 
-std::string format_number(double value, int digits = 6) {
+std::string format_significant(double value, int digits = 6) {
   std::ostringstream out;
   out.precision(digits);
   out << value;
@@ -62,11 +65,12 @@ FlowRunOptions to_run_options(const SampleArguments& args,
   options.initial_step = args.initial_step;
   options.max_steps = args.max_steps;
   options.eps = args.eps;
-  options.seed = args.seed;
+  options.seed = parse_seed(args.seed, "--seed");
   options.num_samples = samples;
   options.threads = args.threads;
   options.chunk_size = parse_count(args.chunk_size, "--chunk-size");
   options.progress = !args.quiet;
+  options.cpu_simd = !args.no_simd;
   return options;
 }
 
@@ -88,10 +92,18 @@ nlohmann::json run_json(const FlowRunOptions& options,
           ? static_cast<double>(options.num_samples) / result.wall_seconds
           : 0.0;
   run["counts"] = basins.counts;
-  run["fractions"] = basins.fractions;
   run["weights"] = basins.weights;
-  run["standard_errors"] = basins.standard_errors;
-  run["z_scores"] = basins.z_scores;
+  if (basins.succeeded > 0) {
+    run["fractions"] = basins.fractions;
+    run["standard_errors"] = basins.standard_errors;
+    run["z_scores"] = basins.z_scores;
+  } else {
+    // With no successful sample there is no fraction to compare.
+    const nlohmann::json nulls(std::vector<std::nullptr_t>(basins.counts.size(), nullptr));
+    run["fractions"] = nulls;
+    run["standard_errors"] = nulls;
+    run["z_scores"] = nulls;
+  }
   run["failures"] = {{"max_steps_reached", steps.max_steps_reached},
                      {"non_finite_state", steps.non_finite_state}};
   run["steps"] = {
@@ -119,18 +131,20 @@ void print_table(const nlohmann::json& summary) {
               mix["num_atoms"].get<int>(), mix["dim"].get<int>(),
               static_cast<unsigned long long>(opts["samples"].get<std::uint64_t>()),
               opts["method_description"].get<std::string>().c_str(),
-              format_number(opts["eps"].get<double>()).c_str(),
+              format_significant(opts["eps"].get<double>()).c_str(),
               opts["precision"].get<std::string>().c_str());
   std::printf("%-20s %5s %9s %9s %9s %7s\n", "schedule", "atom", "weight",
               "fraction", "std.err", "z");
   for (const auto& run : summary["runs"]) {
     const auto& fractions = run["fractions"];
     for (std::size_t k = 0; k < fractions.size(); ++k) {
+      const auto value = [](const nlohmann::json& entry) {
+        return entry.is_null() ? std::nan("") : entry.get<double>();
+      };
       std::printf("%-20s %5zu %9.4f %9.6f %9.6f %7.2f\n",
                   k == 0 ? run["schedule"].get<std::string>().c_str() : "", k,
-                  run["weights"][k].get<double>(), fractions[k].get<double>(),
-                  run["standard_errors"][k].get<double>(),
-                  run["z_scores"][k].get<double>());
+                  run["weights"][k].get<double>(), value(fractions[k]),
+                  value(run["standard_errors"][k]), value(run["z_scores"][k]));
     }
     const auto& steps = run["steps"];
     std::printf(
@@ -153,11 +167,37 @@ void print_table(const nlohmann::json& summary) {
 
 std::string method_description(const FlowRunOptions& options) {
   if (options.method == Method::dopri5) {
-    return "dopri5 rtol " + format_number(options.rtol) + " atol " +
-           format_number(options.atol);
+    return "dopri5 rtol " + format_significant(options.rtol) + " atol " +
+           format_significant(options.atol);
   }
   return std::string(method_name(options.method)) + " with " +
          std::to_string(options.steps) + " steps";
+}
+
+/// Returns a warning for each group of atoms of positive weight at the same
+/// point: the flow sends such a group's mass to its lowest index, so the
+/// others' fractions stay at 0 whatever their weights.
+std::vector<std::string> coinciding_atom_warnings(const Mixture& mixture) {
+  const int d = mixture.dim;
+  std::vector<int> order;
+  for (int k = 0; k < mixture.num_atoms(); ++k) {
+    if (mixture.weights[k] > 0.0) order.push_back(k);
+  }
+  const auto row = [&](int k) { return mixture.atoms.begin() + static_cast<std::ptrdiff_t>(k) * d; };
+  std::sort(order.begin(), order.end(), [&](int i, int j) {
+    return std::lexicographical_compare(row(i), row(i) + d, row(j), row(j) + d) ||
+           (std::equal(row(i), row(i) + d, row(j)) && i < j);
+  });
+  std::vector<std::string> warnings;
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    if (std::equal(row(order[i]), row(order[i]) + d, row(order[i - 1]))) {
+      warnings.push_back("atoms " + std::to_string(std::min(order[i - 1], order[i])) +
+                         " and " + std::to_string(std::max(order[i - 1], order[i])) +
+                         " coincide; their samples are all labelled with the lower "
+                         "index, so basin fractions cannot match their weights");
+    }
+  }
+  return warnings;
 }
 
 void run_sample(const SampleArguments& args) {
@@ -253,6 +293,7 @@ void run_sample(const SampleArguments& args) {
       {"starts", args.starts_path.empty() ? nlohmann::json("philox")
                                           : nlohmann::json(args.starts_path)}};
   summary["runs"] = nlohmann::json::array();
+  std::vector<std::string> warnings = coinciding_atom_warnings(mixture);
   nlohmann::json files = nlohmann::json::object();
 
   NpyStream* base_stream = nullptr;
@@ -325,9 +366,20 @@ void run_sample(const SampleArguments& args) {
           {"count", paths.count},
           {"times", paths.times}};
     }
+    if (basins.succeeded == 0) {
+      warnings.push_back(std::string("every sample failed under the ") +
+                         std::string(schedule_name(options.schedule)) +
+                         " schedule (see failures); fractions and z-scores are null");
+    }
     summary["runs"].push_back(run);
   }
   summary["files"] = files;
+  summary["warnings"] = warnings;
+  if (!args.quiet) {
+    for (const std::string& warning : warnings) {
+      std::fprintf(stderr, "fmg: warning: %s\n", warning.c_str());
+    }
+  }
 
   for (const auto& stream : streams) stream->finish();
   if (summary_file != nullptr) emit_json(summary, summary_file);
@@ -417,6 +469,9 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--trajectories-out", args->trajectories_path,
                   "Write the (M, points, d) float64 trajectories to this .npy "
                   "file; the times are in the summary");
+  cmd->add_flag("--no-simd", args->no_simd,
+                "CPU backend: integrate one sample at a time instead of eight "
+                "(double) or sixteen (float) per SIMD lane group, for d <= 3");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress lines on stderr");
   cmd->callback([args]() { run_sample(*args); });
 }

@@ -5,6 +5,9 @@
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <mutex>
 #include <cstdio>
 #include <filesystem>
 #include <stdexcept>
@@ -17,6 +20,44 @@ namespace fmg {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Temporary files not yet committed or discarded, kept in fixed storage so
+// that a signal handler can remove them with async-signal-safe calls only.
+constexpr int max_pending_files = 256;
+constexpr std::size_t max_pending_path = 4096;
+char pending_paths[max_pending_files][max_pending_path];
+volatile std::sig_atomic_t pending_used[max_pending_files];
+std::mutex pending_mutex;
+
+void register_pending(const std::string& path) {
+  if (path.size() >= max_pending_path) return;
+  const std::lock_guard<std::mutex> lock(pending_mutex);
+  for (int i = 0; i < max_pending_files; ++i) {
+    if (pending_used[i] != 0) continue;
+    std::memcpy(pending_paths[i], path.c_str(), path.size() + 1);
+    pending_used[i] = 1;
+    return;
+  }
+  // NOTE: past 256 open outputs a signal leaves the extra temporaries behind.
+}
+
+void unregister_pending(const std::string& path) {
+  const std::lock_guard<std::mutex> lock(pending_mutex);
+  for (int i = 0; i < max_pending_files; ++i) {
+    if (pending_used[i] != 0 && path == pending_paths[i]) {
+      pending_used[i] = 0;
+      return;
+    }
+  }
+}
+
+extern "C" void remove_pending_and_reraise(int signal_number) {
+  for (int i = 0; i < max_pending_files; ++i) {
+    if (pending_used[i] != 0) ::unlink(pending_paths[i]);
+  }
+  std::signal(signal_number, SIG_DFL);
+  std::raise(signal_number);
+}
 
 std::string os_error_message(int error_number) {
   return std::generic_category().message(error_number);
@@ -65,6 +106,15 @@ std::string resolve_output_path(const std::string& path) {
 
 }  // namespace
 
+void remove_outputs_on_termination_signals() {
+  struct sigaction action {};
+  action.sa_handler = remove_pending_and_reraise;
+  sigemptyset(&action.sa_mask);
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+    ::sigaction(signal_number, &action, nullptr);
+  }
+}
+
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   if (path_.empty()) {
     throw InvalidArgument("output path is empty; give a file name");
@@ -77,6 +127,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   }
 
   temporary_path_ = create_temporary_file(path_);
+  register_pending(temporary_path_);
   stream_.open(temporary_path_, std::ios::binary | std::ios::trunc);
   if (!stream_.is_open()) {
     const int error_number = errno;
@@ -147,6 +198,7 @@ void AtomicFile::rename_onto_path() {
     throw FileError("failed to rename '" + temporary + "' onto output file '" +
                     path_ + "': " + os_error_message(error_number));
   }
+  unregister_pending(temporary_path_);
   temporary_path_.clear();
   committed_ = true;
 }
@@ -155,6 +207,7 @@ void AtomicFile::discard() noexcept {
   if (stream_.is_open()) stream_.close();
   if (!temporary_path_.empty()) {
     std::remove(temporary_path_.c_str());
+    unregister_pending(temporary_path_);
     temporary_path_.clear();
   }
 }

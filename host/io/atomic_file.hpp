@@ -106,6 +106,11 @@ class OutputSet {
   bool committed_ = false;
 };
 
+/// Installs handlers for SIGINT, SIGTERM, SIGHUP and SIGQUIT that remove
+/// every temporary file of an uncommitted AtomicFile, then end the process
+/// with the same signal. Programs call it once at start-up.
+void remove_outputs_on_termination_signals();
+
 /// Writes `text` to `path` through an AtomicFile. Throws FileError when the
 /// file cannot be created, written or renamed.
 void write_text_atomically(const std::string& path, const std::string& text);

@@ -183,8 +183,24 @@ Mixture builtin_example() {
 
 Mixture parse_mixture_json(const std::string& text, const std::string& source) {
   json document;
+  // A key given twice in the top-level object is an error rather than a
+  // silent choice of the last value.
+  std::vector<std::string> top_level_keys;
+  std::string repeated_key;
+  const json::parser_callback_t check_keys = [&](int depth, json::parse_event_t event,
+                                                 json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1) {
+      const std::string key = parsed.get<std::string>();
+      if (std::find(top_level_keys.begin(), top_level_keys.end(), key) != top_level_keys.end()) {
+        if (repeated_key.empty()) repeated_key = key;
+      } else {
+        top_level_keys.push_back(key);
+      }
+    }
+    return true;
+  };
   try {
-    document = json::parse(text);
+    document = json::parse(text, check_keys);
   } catch (const json::parse_error& error) {
     throw FileError(syntax_error_message(text, source, error));
   } catch (const json::exception& error) {
@@ -192,6 +208,11 @@ Mixture parse_mixture_json(const std::string& text, const std::string& source) {
     throw FileError(overflow_message(text, source, error));
   }
 
+  if (!repeated_key.empty()) {
+    throw FileError(source + ": the key \"" + repeated_key +
+                    "\" is given more than once; give each of \"atoms\" and "
+                    "\"weights\" once");
+  }
   if (!document.is_object()) {
     throw FileError(source + ": the document must be an object with the keys \"atoms\" "
                              "and \"weights\", got " + describe_json(document));

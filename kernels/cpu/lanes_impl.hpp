@@ -61,10 +61,14 @@ inline void schedule_lanes(ScheduleKind kind, const T* t, T* a, T* b, T* da,
 }
 
 /// v = velocity(x, t) for W lanes; the same formula as fmg::velocity, with
-/// the responsibilities' log-sum-exp taken over blocks of atoms.
-template <class T, int D, int W>
+/// the responsibilities' log-sum-exp taken over blocks of atoms. K > 0 fixes
+/// the number of atoms at compile time (K <= atom_block), so the loops over
+/// atoms unroll and their arrays stay in registers; K = 0 reads it from mix.
+template <class T, int D, int W, int K>
 inline void velocity_lanes(const MixtureView<T>& mix, ScheduleKind kind,
                            const T* t, const T (&x)[D][W], T (&v)[D][W]) {
+  static_assert(K >= 0 && K <= atom_block, "K must fit one block");
+  const int num_atoms = K > 0 ? K : mix.num_atoms;
   alignas(64) T a[W], b[W], da[W], db[W], inv_two_a2[W];
   schedule_lanes<T, W>(kind, t, a, b, da, db);
   for (int l = 0; l < W; ++l) inv_two_a2[l] = T(0.5) / (a[l] * a[l]);
@@ -72,8 +76,8 @@ inline void velocity_lanes(const MixtureView<T>& mix, ScheduleKind kind,
   alignas(64) T running_max[W], sum[W];
   // Flat [atom_block][W] arrays, so the exponentials can run as one loop.
   alignas(64) T terms[atom_block * W];
-  for (int k0 = 0; k0 < mix.num_atoms; k0 += atom_block) {
-    const int block = std::min(atom_block, mix.num_atoms - k0);
+  for (int k0 = 0; k0 < num_atoms; k0 += atom_block) {
+    const int block = K > 0 ? K : std::min(atom_block, num_atoms - k0);
     for (int kk = 0; kk < block; ++kk) {
       const T* mu = mix.atom(k0 + kk);
       const T log_w = mix.log_weights[k0 + kk];
@@ -317,7 +321,20 @@ class LaneRunner {
     for (int l = 0; l < W; ++l) {
       s_.stage_t[l] = math::min(s_.t[l] + c * s_.h[l], s_.t_new[l]);
     }
-    velocity_lanes<T, D, W>(mix_, problem_.schedule, s_.stage_t, at, k);
+    velocity(s_.stage_t, at, k);
+  }
+
+  /// velocity_lanes with the atom count fixed at compile time for small
+  /// mixtures.
+  void velocity(const T* t, const T (&at)[D][W], T (&k)[D][W]) const {
+    const ScheduleKind kind = problem_.schedule;
+    switch (mix_.num_atoms) {
+      case 1: velocity_lanes<T, D, W, 1>(mix_, kind, t, at, k); break;
+      case 2: velocity_lanes<T, D, W, 2>(mix_, kind, t, at, k); break;
+      case 3: velocity_lanes<T, D, W, 3>(mix_, kind, t, at, k); break;
+      case 4: velocity_lanes<T, D, W, 4>(mix_, kind, t, at, k); break;
+      default: velocity_lanes<T, D, W, 0>(mix_, kind, t, at, k); break;
+    }
   }
 
   void run_dopri5() {
@@ -465,7 +482,7 @@ class LaneRunner {
       for (int l = 0; l < W; ++l) time[l] = value;
       return time;
     };
-    velocity_lanes<T, D, W>(mix_, problem_.schedule, at(t0), s_.x, s_.k1);
+    velocity(at(t0), s_.x, s_.k1);
     if (problem_.method == Method::euler) {
       for (int j = 0; j < D; ++j) {
         for (int l = 0; l < W; ++l) s_.next[j][l] = s_.x[j][l] + h * s_.k1[j][l];
@@ -476,7 +493,7 @@ class LaneRunner {
       for (int j = 0; j < D; ++j) {
         for (int l = 0; l < W; ++l) s_.stage[j][l] = s_.x[j][l] + h * s_.k1[j][l];
       }
-      velocity_lanes<T, D, W>(mix_, problem_.schedule, at(t1), s_.stage, s_.k2);
+      velocity(at(t1), s_.stage, s_.k2);
       const T half_h = T(0.5) * h;
       for (int j = 0; j < D; ++j) {
         for (int l = 0; l < W; ++l) {
@@ -490,15 +507,15 @@ class LaneRunner {
     for (int j = 0; j < D; ++j) {
       for (int l = 0; l < W; ++l) s_.stage[j][l] = s_.x[j][l] + half_h * s_.k1[j][l];
     }
-    velocity_lanes<T, D, W>(mix_, problem_.schedule, at(t_mid), s_.stage, s_.k2);
+    velocity(at(t_mid), s_.stage, s_.k2);
     for (int j = 0; j < D; ++j) {
       for (int l = 0; l < W; ++l) s_.stage[j][l] = s_.x[j][l] + half_h * s_.k2[j][l];
     }
-    velocity_lanes<T, D, W>(mix_, problem_.schedule, at(t_mid), s_.stage, s_.k3);
+    velocity(at(t_mid), s_.stage, s_.k3);
     for (int j = 0; j < D; ++j) {
       for (int l = 0; l < W; ++l) s_.stage[j][l] = s_.x[j][l] + h * s_.k3[j][l];
     }
-    velocity_lanes<T, D, W>(mix_, problem_.schedule, at(t1), s_.stage, s_.k4);
+    velocity(at(t1), s_.stage, s_.k4);
     const T sixth_h = h / T(6);
     for (int j = 0; j < D; ++j) {
       for (int l = 0; l < W; ++l) {

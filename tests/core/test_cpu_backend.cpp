@@ -243,7 +243,9 @@ TEST(Trajectories, FixedStepEndsAtEndpoint) {
   const auto* endpoints = reinterpret_cast<const double*>(run.endpoints.data());
   for (std::size_t i = 0; i < 4; ++i) {
     for (int j = 0; j < 2; ++j) {
-      EXPECT_DOUBLE_EQ(paths.states[(i * 26 + 25) * 2 + j], endpoints[i * 2 + j]);
+      // Trajectories use the per-sample path and the batch the SIMD lanes,
+      // whose exp differs from the C library's in the last bits.
+      EXPECT_NEAR(paths.states[(i * 26 + 25) * 2 + j], endpoints[i * 2 + j], 1e-12);
     }
   }
 }
