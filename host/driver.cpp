@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include "host/errors.hpp"
@@ -235,6 +236,10 @@ BackendChoice resolve_backend(BackendChoice choice) {
 
 FlowRunResult run_flow(const Mixture& mixture, const FlowRunOptions& options,
                        const FlowRunIo& io) {
+  if (!schedule_boundary_holds(options.schedule, 1e-12)) {
+    throw std::logic_error("schedule " + std::string(schedule_name(options.schedule)) +
+                           " violates a(0) = 1, b(0) = 0, a(1) = 0, b(1) = 1");
+  }
   validate_mixture(mixture, options.precision);
   validate_flow_options(options, mixture.dim);
   if (io.starts != nullptr &&

@@ -61,6 +61,19 @@ FMG_HD FMG_INLINE ScheduleValues<T> evaluate_schedule(ScheduleKind kind, T t) {
   return v;
 }
 
+/// Checks the boundary conditions a(0) = 1, b(0) = 0, a(1) = 0, b(1) = 1
+/// of `kind` to within `tolerance`, and that a' < 0 < b' inside (0, 1).
+template <class T>
+FMG_HD FMG_INLINE bool schedule_boundary_holds(ScheduleKind kind, T tolerance) {
+  const ScheduleValues<T> start = evaluate_schedule(kind, T(0));
+  const ScheduleValues<T> end = evaluate_schedule(kind, T(1));
+  const ScheduleValues<T> middle = evaluate_schedule(kind, T(0.5));
+  return math::fabs(start.a - T(1)) <= tolerance &&
+         math::fabs(start.b) <= tolerance && math::fabs(end.a) <= tolerance &&
+         math::fabs(end.b - T(1)) <= tolerance && middle.da < T(0) &&
+         middle.db > T(0);
+}
+
 /// Returns log a(t), accurate to full relative precision as t approaches 1.
 template <class T>
 FMG_HD FMG_INLINE T log_schedule_a(ScheduleKind kind, T t) {

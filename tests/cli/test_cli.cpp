@@ -364,6 +364,38 @@ std::vector<RejectionCase> field_cases() {
   };
 }
 
+/// Rejections of fmg ot, density and crosscheck; each writes its summary
+/// (and, for density, its array) to OUT/, which must stay empty.
+std::vector<RejectionCase> analysis_cases() {
+  const std::string three_d =
+      "{\"atoms\": [[0, 0, 0], [1, 1, 1]], \"weights\": [0.5, 0.5]}\n";
+  const auto ot_case = [](std::string name, std::vector<std::string> options,
+                          std::vector<std::vector<std::string>> message) {
+    std::vector<std::string> arguments{"ot", "--quiet", "--summary", "OUT/ot.json"};
+    arguments.insert(arguments.end(), options.begin(), options.end());
+    return RejectionCase{std::move(name), arguments, {}, 2, std::move(message), {}, false};
+  };
+  RejectionCase exact_in_3d =
+      ot_case("ot_exact_route_in_3d", {"--route", "exact", "--mixture", "IN/mixture.json"},
+              {{"--route exact"}, {"dimension 3"}, {"mc-cpu"}});
+  exact_in_3d.inputs = {{"mixture.json", three_d}};
+  return {
+      ot_case("ot_tolerance_zero", {"--tolerance", "0"}, {{"--tolerance 0"}, {"positive"}}),
+      ot_case("ot_max_iterations_zero", {"--max-iterations", "0"},
+              {{"--max-iterations 0"}, {"at least 1"}}),
+      ot_case("ot_unknown_route", {"--route", "magic"}, {{"'magic'"}, {"mc-cpu"}}),
+      ot_case("ot_samples_zero", {"--route", "mc-cpu", "--samples", "0"},
+              {{"--samples '0'"}, {"at least 1"}}),
+      exact_in_3d,
+      RejectionCase{"density_grid_too_large",
+                    {"density", "--grid", "100000", "--out", "OUT/rho.npy"}, {}, 2,
+                    {{"--grid 100000"}, {"2^28"}}, {}, false},
+      RejectionCase{"crosscheck_time_zero",
+                    {"crosscheck", "--times", "0", "--summary", "OUT/cc.json"}, {}, 2,
+                    {{"time 0"}, {"(0, 1)"}}, {}, false},
+  };
+}
+
 class CommandRejection : public testing::TestWithParam<RejectionCase> {};
 
 TEST_P(CommandRejection, FailsWithMessageAndNoOutput) {
@@ -425,6 +457,8 @@ INSTANTIATE_TEST_SUITE_P(Starts, CommandRejection, testing::ValuesIn(starts_case
                          case_name);
 INSTANTIATE_TEST_SUITE_P(OutputPath, CommandRejection,
                          testing::ValuesIn(output_path_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(Analysis, CommandRejection, testing::ValuesIn(analysis_cases()),
+                         case_name);
 INSTANTIATE_TEST_SUITE_P(Field, CommandRejection, testing::ValuesIn(field_cases()),
                          case_name);
 

@@ -29,6 +29,16 @@ TEST(Schedule, BoundaryValues) {
   }
 }
 
+TEST(Schedule, BoundaryCheckHoldsForEverySchedule) {
+  for (ScheduleKind kind : all_schedules) {
+    SCOPED_TRACE(static_cast<int>(kind));
+    EXPECT_TRUE(schedule_boundary_holds(kind, 1e-15));
+    EXPECT_TRUE(schedule_boundary_holds(kind, 1e-6f));
+  }
+  // A negative tolerance cannot hold, so the check can fail.
+  EXPECT_FALSE(schedule_boundary_holds(ScheduleKind::cosine, -1.0));
+}
+
 TEST(Schedule, DerivativesMatchFiniteDifferences) {
   const double h = 1e-6;
   for (ScheduleKind kind : all_schedules) {
