@@ -1,5 +1,6 @@
 // Micro benchmarks of the per-sample maths on the CPU: one velocity
-// evaluation and one step of each method, reported as items per second.
+// evaluation, one step of each method, one whole sample and one base
+// sample, each reported as items per second.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -74,6 +75,32 @@ void sample_integration(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(evaluations), benchmark::Counter::kIsRate);
 }
 BENCHMARK(sample_integration)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->ArgName("method");
+
+// One step of each method from a fresh state: Euler, Heun and RK4 take one
+// fixed step; Dormand-Prince evaluates its first velocity and attempts one
+// step of a given size (7 velocity evaluations).
+void single_step(benchmark::State& state) {
+  const Builtin mix;
+  const fmg::FlowField<double> field{mix.view(), ScheduleKind::linear};
+  const auto method = static_cast<fmg::Method>(state.range(0));
+  fmg::StepControl<double> control;
+  control.initial_step = 0.01;
+  control.max_steps = 1;
+  double x0 = 0.3;
+  for (auto _ : state) {
+    LocalVec<double, 2> x{{x0, -0.2}};
+    fmg::Workspace<LocalVec<double, 2>> ws{};
+    if (method == fmg::Method::dopri5) {
+      fmg::integrate_dopri5(field, x, ws, 0.999, control);
+    } else {
+      fmg::integrate_fixed(method, field, x, ws, 0.999, 1);
+    }
+    benchmark::DoNotOptimize(x);
+    x0 += 1e-12;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(single_step)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->ArgName("method");
 
 void base_sample(benchmark::State& state) {
   std::uint64_t index = 0;

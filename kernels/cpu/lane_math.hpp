@@ -17,10 +17,10 @@
 
 namespace fmg::lanes {
 
-// Polynomials below use explicit fused multiply-adds in Estrin's scheme:
-// the fused operation is exactly rounded everywhere, so the result does not
-// depend on whether the processor has an FMA unit, and Estrin's tree keeps
-// the dependency chain short enough for the vector units to stay busy.
+// Polynomials below use explicit fused multiply-adds in Estrin's scheme. A
+// fused operation is exactly rounded everywhere, so results do not depend on
+// whether the processor has an FMA unit. Estrin's tree keeps the dependency
+// chain short, so the vector units stay busy.
 template <class T>
 FMG_LANE_INLINE T fmadd(T a, T b, T c) {
   return std::fma(a, b, c);
@@ -34,7 +34,7 @@ FMG_LANE_INLINE To bit_cast(const From& from) {
   return to;
 }
 
-/// e^x to about 2 ulp; 0 for x < -708 (where e^x is subnormal or 0), so
+/// e^x to within 1e-15 relative; 0 for x < -708 (where e^x is subnormal or 0), so
 /// e^-inf = 0. Arguments above 709 saturate at e^709.
 FMG_LANE_INLINE double exp(double x) {
   const double clamped = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
@@ -67,7 +67,7 @@ FMG_LANE_INLINE double exp(double x) {
   return x < -708.0 ? 0.0 : p * scale;
 }
 
-/// e^x to about 2 ulp in float; 0 for x < -87.
+/// e^x to within 1e-6 relative in float; 0 for x < -87.
 FMG_LANE_INLINE float exp(float x) {
   const float clamped = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float shifter = 12582912.0f;  // 1.5 * 2^23

@@ -3,7 +3,7 @@
 // W samples (8 in double, 16 in float) advance in lockstep, one per vector
 // lane: every velocity evaluation and every Runge-Kutta stage is a loop over
 // lanes that the compiler vectorises. Under Dormand-Prince each lane keeps
-// its own time and step; a lane whose sample finishes takes the next sample
+// its own time and step. A lane whose sample finishes takes the next sample
 // of its range at once, so lanes stay busy when samples need different step
 // counts. Results depend only on the sample, never on its lane, the thread
 // or the instruction set picked at run time (AVX-512, AVX2 or baseline).

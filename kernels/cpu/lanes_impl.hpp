@@ -74,7 +74,7 @@ inline void velocity_lanes(const MixtureView<T>& mix, ScheduleKind kind,
   for (int l = 0; l < W; ++l) inv_two_a2[l] = T(0.5) / (a[l] * a[l]);
 
   alignas(64) T running_max[W], sum[W];
-  // Flat [atom_block][W] arrays, so the exponentials can run as one loop.
+  // [atom_block][W] arrays stored flat, entry kk * W + l.
   alignas(64) T terms[atom_block * W];
   for (int k0 = 0; k0 < num_atoms; k0 += atom_block) {
     const int block = K > 0 ? K : std::min(atom_block, num_atoms - k0);
@@ -426,9 +426,9 @@ class LaneRunner {
     }
   }
 
-  /// Fixed-step methods: W consecutive samples share every step time, so
-  /// each lane runs exactly the scalar integrate_fixed arithmetic; a lane
-  /// whose state turns non-finite freezes with the scalar's counters.
+  /// Runs a fixed-step method. W consecutive samples share every step time,
+  /// so each lane follows integrate_fixed step by step. A lane whose state
+  /// turns non-finite freezes with the counters the scalar path reports.
   void run_fixed() {
     const T t_end = problem_.t_end;
     const int steps = problem_.steps;
@@ -475,7 +475,7 @@ class LaneRunner {
     }
   }
 
-  /// One step of Euler, Heun or RK4 from x into next, for every lane.
+  /// Takes one step of Euler, Heun or RK4 from x into next, for every lane.
   void step_fixed(T t0, T t1, T h) {
     alignas(64) T time[W];
     const auto at = [&](T value) {
