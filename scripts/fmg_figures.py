@@ -425,8 +425,9 @@ def format_vector(values: np.ndarray, digits: int = 3) -> str:
 
 def figure_marginal_density(data: FigureData, colors: list):
     grid_x, grid_y = np.meshgrid(data.density_axis, data.density_axis)
+    # Taller than the panels need, so the title has room above them.
     fig, axes = plt.subplots(
-        1, len(DENSITY_TIMES), figsize=(12, 4.2), layout="constrained"
+        1, len(DENSITY_TIMES), figsize=(12, 4.6), layout="constrained"
     )
     for ax, t, log_rho in zip(axes, DENSITY_TIMES, data.log_density):
         ax.contourf(grid_x, grid_y, np.exp(log_rho), levels=30, cmap="magma")

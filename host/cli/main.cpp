@@ -33,8 +33,11 @@ int main(int argc, char** argv) {
                  "of its range; see --help\n";
     return exit_invalid_input;
   } catch (const CLI::ParseError& error) {
-    const int status = app.exit(error);
-    return status == 0 ? exit_ok : exit_invalid_input;
+    // --help and --version arrive here with exit code 0.
+    if (error.get_exit_code() == 0) return app.exit(error);
+    std::cerr << "fmg: error: " << error.what()
+              << "\nRun 'fmg --help' or 'fmg SUBCOMMAND --help' for the valid options.\n";
+    return exit_invalid_input;
   } catch (const fmg::InvalidArgument& error) {
     std::cerr << "fmg: error: " << error.what() << "\n";
     return exit_invalid_input;

@@ -237,6 +237,10 @@ void run_sample(const SampleArguments& args) {
   if (args.trajectories > 0 && args.trajectories_path.empty()) {
     throw InvalidArgument("--trajectories needs --trajectories-out FILE.npy");
   }
+  if (args.trajectories == 0 && !args.trajectories_path.empty()) {
+    throw InvalidArgument("--trajectories-out needs --trajectories M, the number "
+                          "of samples whose paths are recorded");
+  }
   if (args.trajectory_points < 2) {
     throw InvalidArgument("invalid --trajectory-points " +
                           std::to_string(args.trajectory_points) +
@@ -375,10 +379,9 @@ void run_sample(const SampleArguments& args) {
   }
   summary["files"] = files;
   summary["warnings"] = warnings;
-  if (!args.quiet) {
-    for (const std::string& warning : warnings) {
-      std::fprintf(stderr, "fmg: warning: %s\n", warning.c_str());
-    }
+  // Warnings go to stderr even with --quiet, which silences progress only.
+  for (const std::string& warning : warnings) {
+    std::fprintf(stderr, "fmg: warning: %s\n", warning.c_str());
   }
 
   for (const auto& stream : streams) stream->finish();

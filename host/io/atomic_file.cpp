@@ -125,6 +125,15 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     throw FileError("failed to create output file '" + path_ +
                     "': the path is a directory, not a file name");
   }
+  // Renaming onto a device node, pipe or socket would replace it with a
+  // regular file (as root, /dev/null itself), so only regular files and new
+  // paths are accepted.
+  const fs::file_status status = fs::status(target, error);
+  if (!error && fs::exists(status) && !fs::is_regular_file(status)) {
+    throw FileError("failed to create output file '" + path_ +
+                    "': it exists and is not a regular file (a device, pipe or "
+                    "socket); give the path of a regular file");
+  }
 
   temporary_path_ = create_temporary_file(path_);
   register_pending(temporary_path_);

@@ -11,6 +11,8 @@
 #include <thrust/transform_reduce.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -60,22 +62,26 @@ __global__ void integrate_chunk_kernel(MixtureView<T> mix,
   if (i >= count) return;
   const int d = mix.dim;
 
+  // The loops run to x.size(), not d: for LocalVec it is the constant D, so
+  // every index is known at compile time and x stays in registers. A bound
+  // read from `mix` made x an indexed local array in local memory.
   auto run = [&](auto& x, auto& ws) {
-    const std::size_t row = i * static_cast<std::size_t>(d);
+    const int n = x.size();
+    const std::size_t row = i * static_cast<std::size_t>(n);
     if (starts != nullptr) {
-      for (int j = 0; j < d; ++j) x[j] = starts[row + j];
+      for (int j = 0; j < n; ++j) x[j] = starts[row + j];
     } else {
       philox_base_sample(problem.seed, first_index + i, x);
     }
     if (out.base_samples != nullptr) {
-      for (int j = 0; j < d; ++j) out.base_samples[row + j] = x[j];
+      for (int j = 0; j < n; ++j) out.base_samples[row + j] = x[j];
     }
 
     const SampleCounters counters = integrate_sample(mix, problem, x, ws);
     const int label = endpoint_label(mix, counters, x);
 
     if (out.endpoints != nullptr) {
-      for (int j = 0; j < d; ++j) out.endpoints[row + j] = x[j];
+      for (int j = 0; j < n; ++j) out.endpoints[row + j] = x[j];
     }
     out.labels[i] = label;
     out.accepted[i] = counters.accepted;
@@ -110,6 +116,22 @@ struct WidenToU64 {
   }
 };
 
+/// Dimensions up to this one run kernels with the state in registers;
+/// higher ones use the structure-of-arrays scratch.
+constexpr int max_register_dim = 3;
+
+/// Device bytes of one sample's per-sample outputs: label, three step
+/// counters, histogram bin and status.
+constexpr std::size_t output_bytes_per_sample =
+    sizeof(std::int32_t) + 3 * sizeof(std::uint32_t) + sizeof(std::uint16_t) +
+    sizeof(std::uint8_t);
+
+// CUB's histograms take the sample count as int, and the grid size must fit
+// in an unsigned int.
+static_assert(launch::max_flow_launch_samples <=
+                  static_cast<std::size_t>(std::numeric_limits<int>::max()),
+              "a flow launch must fit CUB's int sample count");
+
 template <class T>
 class CudaFlowBackend final : public FlowBackend<T> {
  public:
@@ -122,44 +144,89 @@ class CudaFlowBackend final : public FlowBackend<T> {
     cudaDeviceProp props{};
     FMG_CUDA_CHECK(cudaGetDeviceProperties(&props, device));
     device_name_ = props.name;
-    FMG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 
+    // The copies go on stream_ because a cudaMemcpy from pageable memory may
+    // return before its DMA ends, and it runs on the legacy default stream,
+    // which kernels on a non-blocking stream do not wait for.
     atoms_.resize(mixture.atoms.size());
     log_weights_.resize(mixture.log_weights.size());
-    FMG_CUDA_CHECK(cudaMemcpy(atoms_.data(), mixture.atoms.data(),
-                              mixture.atoms.size() * sizeof(T),
-                              cudaMemcpyHostToDevice));
-    FMG_CUDA_CHECK(cudaMemcpy(log_weights_.data(), mixture.log_weights.data(),
-                              mixture.log_weights.size() * sizeof(T),
-                              cudaMemcpyHostToDevice));
+    FMG_CUDA_CHECK(cudaMemcpyAsync(atoms_.data(), mixture.atoms.data(),
+                                   mixture.atoms.size() * sizeof(T),
+                                   cudaMemcpyHostToDevice, stream_.get()));
+    FMG_CUDA_CHECK(cudaMemcpyAsync(
+        log_weights_.data(), mixture.log_weights.data(),
+        mixture.log_weights.size() * sizeof(T), cudaMemcpyHostToDevice,
+        stream_.get()));
     label_counts_.resize(static_cast<std::size_t>(num_atoms_));
     status_counts_.resize(3);
     step_counts_.resize(step_histogram_bins);
-  }
+    FMG_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
 
-  ~CudaFlowBackend() override {
-    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    // Half of the memory free now, leaving room for CUB and Thrust scratch
+    // and for other processes.
+    std::size_t free_bytes = 0;
+    std::size_t total_bytes = 0;
+    FMG_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    launch_budget_bytes_ = free_bytes / 2;
   }
 
   void run_chunk(const FlowChunk<T>& chunk, FlowTally& tally) override {
     if (chunk.count == 0) return;
     ScopedRange range{"fmg::cuda chunk"};
-    const std::size_t n = chunk.count;
-    const std::size_t values = n * static_cast<std::size_t>(dim_);
+    const std::size_t per_launch = samples_per_launch(chunk);
+    for (std::size_t offset = 0; offset < chunk.count; offset += per_launch) {
+      const std::size_t n = std::min(per_launch, chunk.count - offset);
+      run_launch(chunk, offset, n, tally);
+    }
+  }
+
+  std::string name() const override { return "cuda"; }
+  std::string device() const override { return device_name_; }
+
+ private:
+  /// Returns how many samples of `chunk` one launch integrates: all of them
+  /// unless their device buffers would exceed the memory budget (at d = 4096
+  /// in double a sample needs 10 scratch vectors, 320 KiB) or
+  /// launch::max_flow_launch_samples.
+  std::size_t samples_per_launch(const FlowChunk<T>& chunk) const {
+    std::size_t vectors = 0;
+    if (chunk.starts != nullptr) vectors += 1;
+    if (chunk.base_samples != nullptr) vectors += 1;
+    if (chunk.endpoints != nullptr) vectors += 1;
+    if (dim_ > max_register_dim) vectors += workspace_vectors + 1;
+    const std::size_t bytes_per_sample =
+        vectors * static_cast<std::size_t>(dim_) * sizeof(T) +
+        output_bytes_per_sample;
+
+    std::size_t limit = std::max<std::size_t>(
+        1, launch_budget_bytes_ / bytes_per_sample);
+    limit = std::min(limit, launch::max_flow_launch_samples);
+    if (detail::flow_launch_sample_limit > 0) {
+      limit = std::min(limit, detail::flow_launch_sample_limit);
+    }
+    return std::min(limit, chunk.count);
+  }
+
+  /// Integrates samples offset .. offset + n - 1 of `chunk` in one launch,
+  /// adds their reductions to `tally` and copies their outputs to the host.
+  void run_launch(const FlowChunk<T>& chunk, std::size_t offset,
+                  std::size_t n, FlowTally& tally) {
+    const std::size_t d = static_cast<std::size_t>(dim_);
+    const std::size_t values = n * d;
     reserve(n);
 
     const T* d_starts = nullptr;
     if (chunk.starts != nullptr) {
       ScopedRange copy_range{"fmg::cuda copy starts"};
       starts_.resize(values);
-      FMG_CUDA_CHECK(cudaMemcpyAsync(starts_.data(), chunk.starts,
+      FMG_CUDA_CHECK(cudaMemcpyAsync(starts_.data(), chunk.starts + offset * d,
                                      values * sizeof(T),
-                                     cudaMemcpyHostToDevice, stream_));
+                                     cudaMemcpyHostToDevice, stream_.get()));
       d_starts = starts_.data();
     }
     if (chunk.base_samples != nullptr) base_.resize(values);
     if (chunk.endpoints != nullptr) endpoints_.resize(values);
-    if (dim_ > 3) {
+    if (dim_ > max_register_dim) {
       scratch_.resize(values * (workspace_vectors + 1));
     }
 
@@ -170,34 +237,34 @@ class CudaFlowBackend final : public FlowBackend<T> {
         evaluations_.data(), step_bins_.data(), status_.data()};
     const MixtureView<T> mix{atoms_.data(), log_weights_.data(), num_atoms_,
                              dim_};
+    const std::uint64_t first_index = chunk.first_index + offset;
     {
       ScopedRange integrate_range{"fmg::cuda integrate"};
       const unsigned blocks = static_cast<unsigned>(
           (n + launch::flow_block_size - 1) / launch::flow_block_size);
       switch (dim_) {
-        case 1: launch<1>(blocks, mix, chunk, d_starts, out); break;
-        case 2: launch<2>(blocks, mix, chunk, d_starts, out); break;
-        case 3: launch<3>(blocks, mix, chunk, d_starts, out); break;
-        default: launch<dynamic_dim>(blocks, mix, chunk, d_starts, out); break;
+        case 1: launch<1>(blocks, mix, first_index, n, d_starts, out); break;
+        case 2: launch<2>(blocks, mix, first_index, n, d_starts, out); break;
+        case 3: launch<3>(blocks, mix, first_index, n, d_starts, out); break;
+        default:
+          launch<dynamic_dim>(blocks, mix, first_index, n, d_starts, out);
+          break;
       }
     }
 
     reduce(n, tally);
-    copy_back(chunk, values);
+    copy_back(chunk, offset, n);
   }
 
-  std::string name() const override { return "cuda"; }
-  std::string device() const override { return device_name_; }
-
- private:
   template <int D>
   void launch(unsigned blocks, const MixtureView<T>& mix,
-              const FlowChunk<T>& chunk, const T* d_starts,
+              std::uint64_t first_index, std::size_t n, const T* d_starts,
               const ChunkOutputsView<T>& out) {
+    static_assert(D == dynamic_dim || D <= max_register_dim,
+                  "register kernels exist for dimensions 1 to 3 only");
     integrate_chunk_kernel<T, D>
-        <<<blocks, launch::flow_block_size, 0, stream_>>>(
-            mix, problem_, chunk.first_index, chunk.count, d_starts,
-            scratch_.data(), out);
+        <<<blocks, launch::flow_block_size, 0, stream_.get()>>>(
+            mix, problem_, first_index, n, d_starts, scratch_.data(), out);
     FMG_CUDA_CHECK_LAUNCH();
   }
 
@@ -210,37 +277,43 @@ class CudaFlowBackend final : public FlowBackend<T> {
     status_.resize(n);
   }
 
-  /// Reduces the per-sample outputs of the last chunk and adds them to
-  /// `tally`.
+  /// Reduces the per-sample outputs of the last launch (n samples) and adds
+  /// them to `tally`. Failed samples carry label -1, below the histogram's
+  /// lowest level, so CUB leaves them out of the label counts.
   void reduce(std::size_t n, FlowTally& tally) {
     ScopedRange range{"fmg::cuda reduce"};
     const int count = static_cast<int>(n);
+    const cudaStream_t stream = stream_.get();
 
-    // Scratch for the three histograms, sized for the largest.
+    // Scratch for the three histograms, sized for the largest. Each
+    // HistogramEven has num_levels = bins + 1 and an exclusive upper level,
+    // and zeroes its counters before counting.
     std::size_t bytes_labels = 0, bytes_status = 0, bytes_steps = 0;
     FMG_CUDA_CHECK(cub::DeviceHistogram::HistogramEven(
         nullptr, bytes_labels, labels_.data(), label_counts_.data(),
-        num_atoms_ + 1, 0, num_atoms_, count, stream_));
+        num_atoms_ + 1, 0, num_atoms_, count, stream));
     FMG_CUDA_CHECK(cub::DeviceHistogram::HistogramEven(
         nullptr, bytes_status, status_.data(), status_counts_.data(), 4, 0, 3,
-        count, stream_));
+        count, stream));
     FMG_CUDA_CHECK(cub::DeviceHistogram::HistogramEven(
         nullptr, bytes_steps, step_bins_.data(), step_counts_.data(),
-        step_histogram_bins + 1, 0, step_histogram_bins, count, stream_));
+        step_histogram_bins + 1, 0, step_histogram_bins, count, stream));
     cub_scratch_.resize(std::max({bytes_labels, bytes_status, bytes_steps}));
 
     FMG_CUDA_CHECK(cub::DeviceHistogram::HistogramEven(
         cub_scratch_.data(), bytes_labels, labels_.data(),
-        label_counts_.data(), num_atoms_ + 1, 0, num_atoms_, count, stream_));
+        label_counts_.data(), num_atoms_ + 1, 0, num_atoms_, count, stream));
     FMG_CUDA_CHECK(cub::DeviceHistogram::HistogramEven(
         cub_scratch_.data(), bytes_status, status_.data(),
-        status_counts_.data(), 4, 0, 3, count, stream_));
+        status_counts_.data(), 4, 0, 3, count, stream));
     FMG_CUDA_CHECK(cub::DeviceHistogram::HistogramEven(
         cub_scratch_.data(), bytes_steps, step_bins_.data(),
         step_counts_.data(), step_histogram_bins + 1, 0, step_histogram_bins,
-        count, stream_));
+        count, stream));
 
-    const auto policy = thrust::cuda::par.on(stream_);
+    // Each Thrust reduction returns its value to the host, so it waits for
+    // the stream; Thrust throws thrust::system_error when one fails.
+    const auto policy = thrust::cuda::par.on(stream);
     const std::uint64_t accepted_sum = thrust::transform_reduce(
         policy, accepted_.data(), accepted_.data() + n, WidenToU64{},
         std::uint64_t{0}, thrust::plus<std::uint64_t>());
@@ -259,14 +332,14 @@ class CudaFlowBackend final : public FlowBackend<T> {
     std::vector<unsigned> steps(step_histogram_bins);
     FMG_CUDA_CHECK(cudaMemcpyAsync(labels.data(), label_counts_.data(),
                                    labels.size() * sizeof(unsigned),
-                                   cudaMemcpyDeviceToHost, stream_));
+                                   cudaMemcpyDeviceToHost, stream));
     FMG_CUDA_CHECK(cudaMemcpyAsync(status.data(), status_counts_.data(),
                                    status.size() * sizeof(unsigned),
-                                   cudaMemcpyDeviceToHost, stream_));
+                                   cudaMemcpyDeviceToHost, stream));
     FMG_CUDA_CHECK(cudaMemcpyAsync(steps.data(), step_counts_.data(),
                                    steps.size() * sizeof(unsigned),
-                                   cudaMemcpyDeviceToHost, stream_));
-    FMG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+                                   cudaMemcpyDeviceToHost, stream));
+    FMG_CUDA_CHECK(cudaStreamSynchronize(stream));
 
     for (std::size_t k = 0; k < labels.size(); ++k) {
       tally.label_counts[k] += labels[k];
@@ -281,31 +354,37 @@ class CudaFlowBackend final : public FlowBackend<T> {
     tally.accepted_max = std::max(tally.accepted_max, accepted_max);
   }
 
-  void copy_back(const FlowChunk<T>& chunk, std::size_t values) {
+  /// Copies the requested outputs of the last launch (samples offset ..
+  /// offset + n - 1 of `chunk`) to the host and waits for them.
+  void copy_back(const FlowChunk<T>& chunk, std::size_t offset,
+                 std::size_t n) {
     ScopedRange range{"fmg::cuda copy outputs"};
+    const std::size_t d = static_cast<std::size_t>(dim_);
+    const std::size_t values = n * d;
+    const cudaStream_t stream = stream_.get();
     if (chunk.labels != nullptr) {
-      FMG_CUDA_CHECK(cudaMemcpyAsync(chunk.labels, labels_.data(),
-                                     chunk.count * sizeof(std::int32_t),
-                                     cudaMemcpyDeviceToHost, stream_));
+      FMG_CUDA_CHECK(cudaMemcpyAsync(chunk.labels + offset, labels_.data(),
+                                     n * sizeof(std::int32_t),
+                                     cudaMemcpyDeviceToHost, stream));
     }
     if (chunk.endpoints != nullptr) {
-      FMG_CUDA_CHECK(cudaMemcpyAsync(chunk.endpoints, endpoints_.data(),
-                                     values * sizeof(T),
-                                     cudaMemcpyDeviceToHost, stream_));
+      FMG_CUDA_CHECK(cudaMemcpyAsync(chunk.endpoints + offset * d,
+                                     endpoints_.data(), values * sizeof(T),
+                                     cudaMemcpyDeviceToHost, stream));
     }
     if (chunk.base_samples != nullptr) {
-      FMG_CUDA_CHECK(cudaMemcpyAsync(chunk.base_samples, base_.data(),
-                                     values * sizeof(T),
-                                     cudaMemcpyDeviceToHost, stream_));
+      FMG_CUDA_CHECK(cudaMemcpyAsync(chunk.base_samples + offset * d,
+                                     base_.data(), values * sizeof(T),
+                                     cudaMemcpyDeviceToHost, stream));
     }
-    FMG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    FMG_CUDA_CHECK(cudaStreamSynchronize(stream));
   }
 
   FlowProblem<T> problem_;
   int dim_;
   int num_atoms_;
   std::string device_name_;
-  cudaStream_t stream_ = nullptr;
+  std::size_t launch_budget_bytes_ = 0;
 
   detail::DeviceBuffer<T> atoms_, log_weights_;
   detail::DeviceBuffer<T> starts_, base_, endpoints_, scratch_;
@@ -315,6 +394,9 @@ class CudaFlowBackend final : public FlowBackend<T> {
   detail::DeviceBuffer<std::uint8_t> status_;
   detail::DeviceBuffer<unsigned> label_counts_, status_counts_, step_counts_;
   detail::DeviceBuffer<unsigned char> cub_scratch_;
+  // Declared last, so it is destroyed first: its destructor waits for the
+  // stream's work before the buffers above are freed.
+  detail::CudaStream stream_;
 };
 
 }  // namespace

@@ -1,9 +1,11 @@
-// Owning device allocation with RAII; kernels receive its raw pointer.
+// Owning device allocation and stream with RAII; kernels receive raw
+// pointers.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <string>
 #include <utility>
 
 #include "kernels/cuda/check.cuh"
@@ -29,13 +31,18 @@ class DeviceBuffer {
     if (data_ != nullptr) cudaFree(data_);
   }
 
-  /// Reallocates to hold at least `count` elements; contents are lost.
+  /// Reallocates to hold at least `count` elements; contents are lost. Never
+  /// shrinks, so a buffer reused for smaller chunks keeps its size. Throws
+  /// std::runtime_error naming the requested bytes when cudaMalloc fails.
   void resize(std::size_t count) {
     if (count <= count_) return;
     if (data_ != nullptr) FMG_CUDA_CHECK(cudaFree(data_));
     data_ = nullptr;
     count_ = 0;
-    FMG_CUDA_CHECK(cudaMalloc(&data_, count * sizeof(T)));
+    const std::string call =
+        "cudaMalloc of " + std::to_string(count * sizeof(T)) + " bytes";
+    check_cuda(cudaMalloc(&data_, count * sizeof(T)), call.c_str(), __FILE__,
+               __LINE__);
     count_ = count;
   }
 
@@ -45,6 +52,27 @@ class DeviceBuffer {
  private:
   T* data_ = nullptr;
   std::size_t count_ = 0;
+};
+
+/// Owning non-blocking stream. The destructor waits for the stream's work
+/// before destroying it, so buffers freed afterwards are no longer in use.
+class CudaStream {
+ public:
+  CudaStream() {
+    FMG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+  ~CudaStream() {
+    // Errors are ignored because a destructor must not throw.
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
 };
 
 }  // namespace fmg::detail

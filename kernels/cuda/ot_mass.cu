@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <string>
-#include <vector>
 
 #include "host/errors.hpp"
 #include "kernels/cuda/check.cuh"
@@ -215,10 +214,18 @@ void count_laguerre_cells(const MixtureView<double>& mix, const double* psi,
   // No device (or no driver) is a missing feature, not a failed call.
   int device_count = 0;
   const cudaError_t status = cudaGetDeviceCount(&device_count);
-  if (status != cudaSuccess || device_count == 0) {
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // Clears the error, so later calls do not report it.
     throw Unavailable(std::string("no CUDA device is available for the Monte "
-                                  "Carlo cell counts (") +
-                      cudaGetErrorName(status) + ")");
+                                  "Carlo cell counts: cudaGetDeviceCount "
+                                  "failed with ") +
+                      cudaGetErrorName(status) + " (" +
+                      cudaGetErrorString(status) + ")");
+  }
+  if (device_count == 0) {
+    throw Unavailable(
+        "no CUDA device is available for the Monte Carlo cell counts: no "
+        "CUDA device is present on this machine");
   }
   if (num_samples <= 0 || num_atoms == 0) return;
 
@@ -252,20 +259,17 @@ void count_laguerre_cells(const MixtureView<double>& mix, const double* psi,
            scratch.data(), cells.data(), bands.data());
   }
 
-  std::vector<unsigned long long> host_cells(num_atoms);
-  std::vector<unsigned long long> host_bands(band_entries);
-  FMG_CUDA_CHECK(cudaMemcpy(host_cells.data(), cells.data(),
-                               num_atoms * sizeof(unsigned long long),
-                               cudaMemcpyDeviceToHost));
-  FMG_CUDA_CHECK(cudaMemcpy(host_bands.data(), bands.data(),
-                               band_entries * sizeof(unsigned long long),
-                               cudaMemcpyDeviceToHost));
-  for (std::size_t k = 0; k < num_atoms; ++k) {
-    cell_counts[k] = static_cast<std::int64_t>(host_cells[k]);
-  }
-  for (std::size_t e = 0; e < band_entries; ++e) {
-    band_counts[e] = static_cast<std::int64_t>(host_bands[e]);
-  }
+  // The device counters are copied straight into the int64 outputs: the
+  // two types have the same size, and a count below 2^63 has the same bits
+  // in both. This avoids a second host copy of the K * K band counts.
+  static_assert(sizeof(unsigned long long) == sizeof(std::int64_t),
+                "device counters and outputs must have the same size");
+  FMG_CUDA_CHECK(cudaMemcpy(cell_counts, cells.data(),
+                            num_atoms * sizeof(unsigned long long),
+                            cudaMemcpyDeviceToHost));
+  FMG_CUDA_CHECK(cudaMemcpy(band_counts, bands.data(),
+                            band_entries * sizeof(unsigned long long),
+                            cudaMemcpyDeviceToHost));
 }
 
 }  // namespace cuda

@@ -326,6 +326,9 @@ std::vector<RejectionCase> output_path_cases() {
                   {{"same.npy"}, {"given twice"}}),
       output_case("output_path_is_directory", with({"--summary", "OUT"}), 3,
                   {{"is a directory"}}),
+      // Renaming onto /dev/null as root would replace the device itself.
+      output_case("output_path_is_device", with({"--summary", "/dev/null"}), 3,
+                  {{"/dev/null"}, {"not a regular file"}}),
       field_output,
   };
 }
