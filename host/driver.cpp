@@ -105,8 +105,13 @@ FlowRunResult run_flow_typed(const Mixture& mixture,
                                   options.cpu_simd);
 
   const int d = mixture.dim;
-  const std::size_t chunk = static_cast<std::size_t>(
-      std::min<std::uint64_t>(options.chunk_size, options.num_samples));
+  // Host arrays hold chunk x d values each; 2^26 values (512 MiB in double)
+  // caps them in high dimension whatever --chunk-size says.
+  constexpr std::uint64_t max_chunk_values = std::uint64_t{1} << 26;
+  const std::uint64_t chunk_cap =
+      std::max<std::uint64_t>(1, max_chunk_values / static_cast<std::uint64_t>(d));
+  const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(
+      {options.chunk_size, options.num_samples, chunk_cap}));
   std::vector<T> starts, base, endpoints;
   std::vector<std::int32_t> labels;
   if (io.starts != nullptr) starts.resize(chunk * d);

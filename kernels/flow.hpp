@@ -47,14 +47,14 @@ FMG_HD FMG_INLINE SampleCounters integrate_sample(
                          problem.steps, static_cast<Observer&&>(observer));
 }
 
-/// Label of an integrated sample: its nearest atom when the integration
-/// succeeded, -1 otherwise.
+/// Label of an integrated sample: its nearest atom of positive weight when
+/// the integration succeeded, -1 otherwise.
 template <class T, class Vec>
 FMG_HD FMG_INLINE int endpoint_label(const MixtureView<T>& mixture,
                                      const SampleCounters& counters,
                                      const Vec& x) {
   if (counters.status != SampleStatus::ok) return -1;
-  return laguerre_cell(mixture, static_cast<const T*>(nullptr), x);
+  return nearest_weighted_atom(mixture, x);
 }
 
 }  // namespace fmg

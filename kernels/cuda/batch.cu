@@ -63,8 +63,8 @@ __global__ void integrate_chunk_kernel(MixtureView<T> mix,
   const int d = mix.dim;
 
   // The loops run to x.size(), not d: for LocalVec it is the constant D, so
-  // every index is known at compile time and x stays in registers. A bound
-  // read from `mix` made x an indexed local array in local memory.
+  // every index is known at compile time and x stays in registers. With the
+  // run-time d as bound, nvcc places x in local memory.
   auto run = [&](auto& x, auto& ws) {
     const int n = x.size();
     const std::size_t row = i * static_cast<std::size_t>(n);
@@ -162,8 +162,8 @@ class CudaFlowBackend final : public FlowBackend<T> {
     step_counts_.resize(step_histogram_bins);
     FMG_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
 
-    // Half of the memory free now, leaving room for CUB and Thrust scratch
-    // and for other processes.
+    // Launches may use half of the memory that is free now, which leaves
+    // room for CUB and Thrust scratch and for other processes.
     std::size_t free_bytes = 0;
     std::size_t total_bytes = 0;
     FMG_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));

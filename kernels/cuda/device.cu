@@ -8,7 +8,7 @@
 namespace fmg {
 namespace {
 
-/// Empty kernel whose attributes can only be read when this build holds
+/// Empty kernel whose attributes can only be read when this build contains
 /// code (SASS or PTX) that the current device can run.
 __global__ void probe_kernel() {}
 

@@ -252,3 +252,24 @@ TEST(Trajectories, FixedStepEndsAtEndpoint) {
 
 }  // namespace
 }  // namespace fmg
+
+namespace fmg {
+namespace {
+
+TEST(EndpointLabel, SkipsAtomsOfZeroWeight) {
+  // Atom 1 has zero weight and sits at b(t_end) mu_0, where the endpoints
+  // flowing to atom 0 end up, so it is their nearest atom; they still
+  // belong to atom 0, the only one that attracts mass there.
+  Mixture mixture;
+  mixture.dim = 2;
+  mixture.atoms = {2.0, 0.0, 1.998, 0.0, -2.0, 0.0};
+  mixture.weights = {0.5, 0.0, 0.5};
+  FlowRunOptions options = small_run();
+  options.num_samples = 2000;
+  const Captured run = run_captured(options, mixture);
+  EXPECT_EQ(run.tally.label_counts[1], 0u);
+  EXPECT_EQ(run.tally.label_counts[0] + run.tally.label_counts[2], 2000u);
+}
+
+}  // namespace
+}  // namespace fmg

@@ -2,17 +2,25 @@
 // skips itself where no CUDA device is present.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
+#include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "host/driver.hpp"
+#include "kernels/cuda/launch_config.cuh"
 
 namespace fmg {
 namespace {
 
+template <class Value>
 struct Arrays {
-  std::vector<double> base, endpoints;
+  std::vector<Value> base, endpoints;
   std::vector<std::int32_t> labels;
   FlowTally tally;
 };
@@ -25,24 +33,48 @@ ArraySink collect(std::vector<Value>& out) {
   };
 }
 
-Arrays run_on(BackendChoice backend, const Mixture& mixture, std::uint64_t n,
-              Method method) {
+/// One flow run; Value (float or double) sets the precision.
+template <class Value = double>
+struct RunSpec {
+  BackendChoice backend = BackendChoice::cuda;
+  std::uint64_t num_samples = 1000;
+  Method method = Method::rk4;
+  std::size_t chunk_size = 40000;
+  const std::vector<double>* starts = nullptr;
+};
+
+template <class Value>
+Arrays<Value> run_on(const RunSpec<Value>& spec, const Mixture& mixture) {
+  constexpr bool single = std::is_same_v<Value, float>;
   FlowRunOptions options;
-  options.backend = backend;
-  options.num_samples = n;
-  options.method = method;
+  options.backend = spec.backend;
+  options.num_samples = spec.num_samples;
+  options.method = spec.method;
+  options.precision = single ? Precision::float32 : Precision::float64;
   options.steps = 32;
-  options.rtol = 1e-8;
-  options.atol = 1e-10;
+  options.rtol = single ? 1e-5 : 1e-8;
+  options.atol = single ? 1e-6 : 1e-10;
   options.progress = false;
-  options.chunk_size = 40000;
-  Arrays out;
+  options.chunk_size = spec.chunk_size;
+  Arrays<Value> out;
   FlowRunIo io;
+  io.starts = spec.starts;
   io.base_samples = collect(out.base);
   io.endpoints = collect(out.endpoints);
   io.labels = collect(out.labels);
   out.tally = run_flow(mixture, options, io).tally;
   return out;
+}
+
+/// Runs `spec` on the CPU and on the device.
+template <class Value>
+std::pair<Arrays<Value>, Arrays<Value>> run_both(RunSpec<Value> spec,
+                                                 const Mixture& mixture) {
+  spec.backend = BackendChoice::cpu;
+  Arrays<Value> cpu = run_on(spec, mixture);
+  spec.backend = BackendChoice::cuda;
+  Arrays<Value> gpu = run_on(spec, mixture);
+  return {std::move(cpu), std::move(gpu)};
 }
 
 Mixture mixture_of_dimension(int d) {
@@ -54,6 +86,69 @@ Mixture mixture_of_dimension(int d) {
   mixture.weights = {0.45, 0.30, 0.25};
   return mixture;
 }
+
+/// Checks that the device's tally agrees with its own per-sample labels:
+/// label k is counted in label_counts[k], and label -1 (a failed sample)
+/// only in the status counts.
+template <class Value>
+void expect_tally_matches_labels(const Arrays<Value>& run) {
+  const FlowTally& tally = run.tally;
+  EXPECT_EQ(tally.samples(), run.labels.size());
+  std::uint64_t histogram_total = 0;
+  for (std::uint64_t count : tally.step_histogram) histogram_total += count;
+  EXPECT_EQ(histogram_total, run.labels.size());
+  for (std::size_t k = 0; k < tally.label_counts.size(); ++k) {
+    SCOPED_TRACE(testing::Message() << "atom " << k);
+    const auto expected = std::count(run.labels.begin(), run.labels.end(),
+                                     static_cast<std::int32_t>(k));
+    EXPECT_EQ(tally.label_counts[k], static_cast<std::uint64_t>(expected));
+  }
+  const auto failed = std::count(run.labels.begin(), run.labels.end(), -1);
+  EXPECT_EQ(tally.status_counts[1] + tally.status_counts[2],
+            static_cast<std::uint64_t>(failed));
+}
+
+/// Compares a device run with the CPU run of the same spec. Base samples
+/// must be bit-identical. Labels may differ for one sample in 10^4, because
+/// fused multiply-adds on the device can move a sample that lies on a basin
+/// boundary. Endpoints of equally labelled samples must agree within
+/// `tolerance`.
+template <class Value>
+void expect_matches_cpu(const Arrays<Value>& cpu, const Arrays<Value>& gpu,
+                        int d, double tolerance) {
+  const std::size_t n = cpu.labels.size();
+  ASSERT_EQ(gpu.labels.size(), n);
+  ASSERT_EQ(cpu.base.size(), n * d);
+  ASSERT_EQ(gpu.base.size(), n * d);
+  ASSERT_EQ(gpu.endpoints.size(), n * d);
+  EXPECT_EQ(0, std::memcmp(cpu.base.data(), gpu.base.data(),
+                           cpu.base.size() * sizeof(Value)));
+  std::size_t label_mismatches = 0;
+  for (std::size_t i = 0; i < n; ++i) label_mismatches += cpu.labels[i] != gpu.labels[i];
+  EXPECT_LE(label_mismatches, n / 10000);
+  double worst = 0;
+  for (std::size_t i = 0; i < cpu.endpoints.size(); ++i) {
+    if (cpu.labels[i / d] == gpu.labels[i / d]) {
+      worst = std::max(worst, std::fabs(static_cast<double>(cpu.endpoints[i]) -
+                                        static_cast<double>(gpu.endpoints[i])));
+    }
+  }
+  EXPECT_LT(worst, tolerance);
+  EXPECT_EQ(cpu.tally.samples(), gpu.tally.samples());
+  EXPECT_EQ(cpu.tally.status_counts, gpu.tally.status_counts);
+  expect_tally_matches_labels(gpu);
+}
+
+/// Sets detail::flow_launch_sample_limit for the lifetime of the object.
+class LaunchSampleLimit {
+ public:
+  explicit LaunchSampleLimit(std::size_t limit) {
+    detail::flow_launch_sample_limit = limit;
+  }
+  LaunchSampleLimit(const LaunchSampleLimit&) = delete;
+  LaunchSampleLimit& operator=(const LaunchSampleLimit&) = delete;
+  ~LaunchSampleLimit() { detail::flow_launch_sample_limit = 0; }
+};
 
 class CudaBackend : public testing::Test {
  protected:
@@ -70,26 +165,143 @@ TEST_F(CudaBackend, MatchesCpuOnSameSeeds) {
       for (Method method : {Method::rk4, Method::dopri5}) {
         SCOPED_TRACE(testing::Message() << "d " << d << " n " << n << " method "
                                         << static_cast<int>(method));
-        const Mixture mixture = mixture_of_dimension(d);
-        const Arrays cpu = run_on(BackendChoice::cpu, mixture, n, method);
-        const Arrays gpu = run_on(BackendChoice::cuda, mixture, n, method);
-        ASSERT_EQ(cpu.base.size(), gpu.base.size());
-        EXPECT_EQ(0, std::memcmp(cpu.base.data(), gpu.base.data(),
-                                 cpu.base.size() * sizeof(double)));
-        std::size_t label_mismatches = 0;
-        for (std::size_t i = 0; i < n; ++i) label_mismatches += cpu.labels[i] != gpu.labels[i];
-        // Fused multiply-adds on the device may move a sample lying on a
-        // basin boundary; allow one in 10^4.
-        EXPECT_LE(label_mismatches, n / 10000);
-        double worst = 0;
-        for (std::size_t i = 0; i < cpu.endpoints.size(); ++i) {
-          if (cpu.labels[i / d] == gpu.labels[i / d]) {
-            worst = std::max(worst, std::fabs(cpu.endpoints[i] - gpu.endpoints[i]));
-          }
-        }
-        EXPECT_LT(worst, 1e-5);
-        EXPECT_EQ(cpu.tally.samples(), gpu.tally.samples());
+        RunSpec<double> spec;
+        spec.num_samples = n;
+        spec.method = method;
+        const auto [cpu, gpu] = run_both(spec, mixture_of_dimension(d));
+        expect_matches_cpu(cpu, gpu, d, 1e-5);
       }
+    }
+  }
+}
+
+TEST_F(CudaBackend, EveryMethodMatchesCpu) {
+  for (int d : {2, 5}) {
+    for (Method method : {Method::euler, Method::heun, Method::rk4, Method::dopri5}) {
+      SCOPED_TRACE(testing::Message() << "d " << d << " method "
+                                      << static_cast<int>(method));
+      RunSpec<double> spec;
+      spec.num_samples = 4099;
+      spec.method = method;
+      const auto [cpu, gpu] = run_both(spec, mixture_of_dimension(d));
+      expect_matches_cpu(cpu, gpu, d, 1e-5);
+      if (method != Method::dopri5) {
+        // Fixed steps: every sample takes exactly `steps` steps.
+        EXPECT_EQ(cpu.tally.accepted_sum, gpu.tally.accepted_sum);
+        EXPECT_EQ(cpu.tally.evaluations_sum, gpu.tally.evaluations_sum);
+        EXPECT_EQ(cpu.tally.step_histogram, gpu.tally.step_histogram);
+      }
+    }
+  }
+}
+
+TEST_F(CudaBackend, FloatMatchesCpu) {
+  for (int d : {1, 2, 3, 5}) {
+    for (std::uint64_t n : {std::uint64_t{1}, std::uint64_t{1000},
+                            std::uint64_t{100003}}) {
+      for (Method method : {Method::rk4, Method::dopri5}) {
+        SCOPED_TRACE(testing::Message() << "d " << d << " n " << n << " method "
+                                        << static_cast<int>(method));
+        RunSpec<float> spec;
+        spec.num_samples = n;
+        spec.method = method;
+        const auto [cpu, gpu] = run_both(spec, mixture_of_dimension(d));
+        expect_matches_cpu(cpu, gpu, d, 1e-3);
+      }
+    }
+  }
+}
+
+TEST_F(CudaBackend, DynamicDimension64MatchesCpu) {
+  for (Method method : {Method::rk4, Method::dopri5}) {
+    SCOPED_TRACE(testing::Message() << "method " << static_cast<int>(method));
+    RunSpec<double> spec;
+    spec.num_samples = 20011;
+    spec.method = method;
+    const auto [cpu, gpu] = run_both(spec, mixture_of_dimension(64));
+    expect_matches_cpu(cpu, gpu, 64, 1e-5);
+  }
+}
+
+TEST_F(CudaBackend, SingleAtomLabelsEverySample) {
+  Mixture mixture;
+  mixture.dim = 3;
+  mixture.atoms = {1.0, -2.0, 0.5};
+  mixture.weights = {1.0};
+  RunSpec<double> spec;
+  spec.num_samples = 1001;
+  spec.method = Method::dopri5;
+  const auto [cpu, gpu] = run_both(spec, mixture);
+  expect_matches_cpu(cpu, gpu, 3, 1e-5);
+  ASSERT_EQ(gpu.tally.label_counts.size(), 1u);
+  EXPECT_EQ(gpu.tally.label_counts[0], spec.num_samples);
+}
+
+TEST_F(CudaBackend, ZeroWeightAtomGetsNoSamples) {
+  Mixture mixture;
+  mixture.dim = 2;
+  mixture.atoms = {2.4, 0.0, -1.4, 2.0, 40.0, 40.0};
+  mixture.weights = {0.6, 0.4, 0.0};
+  for (Method method : {Method::rk4, Method::dopri5}) {
+    SCOPED_TRACE(testing::Message() << "method " << static_cast<int>(method));
+    RunSpec<double> spec;
+    spec.num_samples = 5003;
+    spec.method = method;
+    const auto [cpu, gpu] = run_both(spec, mixture);
+    expect_matches_cpu(cpu, gpu, 2, 1e-5);
+    EXPECT_EQ(gpu.tally.label_counts[2], 0u);
+  }
+}
+
+TEST_F(CudaBackend, IdenticalAcrossChunkSizes) {
+  for (int d : {2, 5}) {
+    for (std::uint64_t n : {std::uint64_t{257}, std::uint64_t{100003}}) {
+      SCOPED_TRACE(testing::Message() << "d " << d << " n " << n);
+      const Mixture mixture = mixture_of_dimension(d);
+      RunSpec<double> spec;
+      spec.num_samples = n;
+      spec.chunk_size = 100003;
+      const Arrays<double> reference = run_on(spec, mixture);
+      // Chunks of 1 would need 10^5 round trips at the larger n.
+      for (std::size_t chunk : {std::size_t{1}, std::size_t{7}, std::size_t{40000}}) {
+        if (chunk == 1 && n > 1000) continue;
+        SCOPED_TRACE(testing::Message() << "chunk " << chunk);
+        spec.chunk_size = chunk;
+        const Arrays<double> run = run_on(spec, mixture);
+        EXPECT_EQ(run.base, reference.base);
+        EXPECT_EQ(run.endpoints, reference.endpoints);
+        EXPECT_EQ(run.labels, reference.labels);
+        EXPECT_EQ(run.tally.label_counts, reference.tally.label_counts);
+        EXPECT_EQ(run.tally.step_histogram, reference.tally.step_histogram);
+        EXPECT_EQ(run.tally.evaluations_sum, reference.tally.evaluations_sum);
+      }
+    }
+  }
+}
+
+TEST_F(CudaBackend, LaunchSplitKeepsResults) {
+  for (int d : {2, 5}) {
+    for (Method method : {Method::rk4, Method::dopri5}) {
+      SCOPED_TRACE(testing::Message() << "d " << d << " method "
+                                      << static_cast<int>(method));
+      const Mixture mixture = mixture_of_dimension(d);
+      RunSpec<double> spec;
+      spec.num_samples = 2503;
+      spec.method = method;
+      const Arrays<double> reference = run_on(spec, mixture);
+
+      // Given starting points equal to the Philox samples exercise the
+      // offset of the host-to-device copy in each launch.
+      const std::vector<double> starts = reference.base;
+      spec.starts = &starts;
+      const LaunchSampleLimit limit(1000);
+      const Arrays<double> split = run_on(spec, mixture);
+      EXPECT_EQ(split.base, reference.base);
+      EXPECT_EQ(split.endpoints, reference.endpoints);
+      EXPECT_EQ(split.labels, reference.labels);
+      EXPECT_EQ(split.tally.label_counts, reference.tally.label_counts);
+      EXPECT_EQ(split.tally.step_histogram, reference.tally.step_histogram);
+      EXPECT_EQ(split.tally.accepted_max, reference.tally.accepted_max);
     }
   }
 }
