@@ -105,8 +105,8 @@ FlowRunResult run_flow_typed(const Mixture& mixture,
                                   options.cpu_simd);
 
   const int d = mixture.dim;
-  // Host arrays hold chunk x d values each; 2^26 values (512 MiB in double)
-  // caps them in high dimension whatever --chunk-size says.
+  // Host arrays hold chunk x d values each. In high dimension a cap of 2^26
+  // values (512 MiB in double) overrides a larger --chunk-size.
   constexpr std::uint64_t max_chunk_values = std::uint64_t{1} << 26;
   const std::uint64_t chunk_cap =
       std::max<std::uint64_t>(1, max_chunk_values / static_cast<std::uint64_t>(d));

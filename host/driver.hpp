@@ -14,7 +14,7 @@
 
 namespace fmg {
 
-/// Which backend runs the flow.
+/// Backend choice for a flow run.
 enum class BackendChoice { automatic, cpu, cuda };
 
 /// Options of one flow run under one schedule.
@@ -49,7 +49,7 @@ struct FlowRunIo {
   ArraySink labels;        ///< Receives int32 labels (-1 for failed samples).
 };
 
-/// What a run measured.
+/// Measurements and reductions of one flow run.
 struct FlowRunResult {
   FlowTally tally;
   double wall_seconds = 0.0;

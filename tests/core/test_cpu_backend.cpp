@@ -258,8 +258,8 @@ namespace {
 
 TEST(EndpointLabel, SkipsAtomsOfZeroWeight) {
   // Atom 1 has zero weight and sits at b(t_end) mu_0, where the endpoints
-  // flowing to atom 0 end up, so it is their nearest atom; they still
-  // belong to atom 0, the only one that attracts mass there.
+  // flowing to atom 0 end up, so it is their nearest atom. They still
+  // belong to atom 0, because an atom of zero weight attracts no mass.
   Mixture mixture;
   mixture.dim = 2;
   mixture.atoms = {2.0, 0.0, 1.998, 0.0, -2.0, 0.0};

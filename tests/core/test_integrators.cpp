@@ -149,7 +149,7 @@ struct TimeObserver {
   void on_dopri5_step(T t0, T h, const V&, const W&) { times.push_back(t0 + h); }
 };
 
-TEST(Dopri5, LandsExactlyOnEndAndNeverEvaluatesPastIt) {
+TEST(Dopri5, LandsOnEndWithoutPassingIt) {
   const Builtin mix;
   for (double t_end : {0.999, 1.0 - 1e-6, 0.5 + 1e-9, 1.0 - 1e-12}) {
     SCOPED_TRACE(t_end);
@@ -165,7 +165,8 @@ TEST(Dopri5, LandsExactlyOnEndAndNeverEvaluatesPastIt) {
     EXPECT_EQ(counters.status, SampleStatus::ok);
     EXPECT_LE(max_time, t_end);
     EXPECT_EQ(static_cast<int>(counters.evaluations), calls);
-    EXPECT_TRUE(std::isfinite(x[0]) && std::isfinite(x[1]));
+    EXPECT_TRUE(std::isfinite(x[0]));
+    EXPECT_TRUE(std::isfinite(x[1]));
   }
 }
 
