@@ -12,6 +12,7 @@
 
 #include "host/errors.hpp"
 #include "host/names.hpp"
+#include "kernels/nvtx.hpp"
 #include "kernels/philox_normal.hpp"
 #include "kernels/vec.hpp"
 
@@ -143,7 +144,11 @@ FlowRunResult run_flow_typed(const Mixture& mixture,
     if (io.endpoints) work.endpoints = endpoints.data();
     if (io.labels) work.labels = labels.data();
 
-    runner->run_chunk(work, result.tally);
+    {
+      const NvtxRange chunk_range("fmg::flow chunk");
+      runner->run_chunk(work, result.tally);
+    }
+    const NvtxRange write_range("fmg::write chunk outputs");
 
     if (io.base_samples) io.base_samples(base.data(), values * sizeof(T));
     if (io.endpoints) io.endpoints(endpoints.data(), values * sizeof(T));

@@ -1,4 +1,5 @@
 #include "host/ot/semidiscrete.hpp"
+#include "kernels/nvtx.hpp"
 #include "host/format.hpp"
 
 #include <algorithm>
@@ -590,6 +591,7 @@ SemiDiscreteResult solve_semidiscrete_ot(const PointMatrix& atoms,
   const double mass_floor =
       0.5 * std::min(problem.targets.minCoeff(), current.min_mass);
   for (;;) {
+    const NvtxRange iteration_range("fmg::ot Newton iteration");
     result.residual_history.push_back(current.max_residual);
     if (stop_before_step(current, options, result)) break;
     if (!damped_newton_step(problem, options, mass_floor, evaluator, current)) {

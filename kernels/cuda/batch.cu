@@ -4,7 +4,6 @@
 #include "kernels/batch.hpp"
 
 #include <cub/device/device_histogram.cuh>
-#include <nvtx3/nvtx3.hpp>
 #include <thrust/execution_policy.h>
 #include <thrust/functional.h>
 #include <thrust/reduce.h>
@@ -20,16 +19,14 @@
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/device_buffer.cuh"
 #include "kernels/cuda/launch_config.cuh"
+#include "kernels/nvtx.hpp"
 #include "kernels/philox_normal.hpp"
 #include "kernels/vec.hpp"
 
 namespace fmg {
 namespace {
 
-struct NvtxDomain {
-  static constexpr char const* name{"fmg"};
-};
-using ScopedRange = nvtx3::scoped_range_in<NvtxDomain>;
+using ScopedRange = NvtxRange;
 
 /// Device pointers of one chunk's per-sample outputs.
 template <class T>

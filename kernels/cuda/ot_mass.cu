@@ -4,10 +4,10 @@
 // launcher (grid size, shared memory), the kernel (one thread per sample in
 // a grid-stride loop, counts reduced per block in shared memory and then
 // added to the global counts with atomics).
+#include "kernels/nvtx.hpp"
 #include "kernels/ot_mass.hpp"
 
 #include <cuda_runtime.h>
-#include <nvtx3/nvToolsExt.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -38,15 +38,6 @@ constexpr std::int64_t max_samples_per_launch = std::int64_t(1) << 30;
 constexpr std::size_t max_scratch_bytes = std::size_t(256) << 20;
 // Default dynamic shared memory limit per block.
 constexpr std::size_t max_shared_bytes = 48 * 1024;
-
-/// Pops an NVTX range when it goes out of scope.
-class NvtxRange {
- public:
-  explicit NvtxRange(const char* name) { nvtxRangePushA(name); }
-  NvtxRange(const NvtxRange&) = delete;
-  NvtxRange& operator=(const NvtxRange&) = delete;
-  ~NvtxRange() { nvtxRangePop(); }
-};
 
 /// A sample's point: registers for a compile-time dimension D > 0.
 template <int D>
@@ -205,7 +196,7 @@ void count_laguerre_cells(const MixtureView<double>& mix, const double* psi,
                           std::int64_t num_samples, double band_width,
                           std::int64_t* cell_counts,
                           std::int64_t* band_counts) {
-  NvtxRange range("fmg::cuda::count_laguerre_cells");
+  NvtxRange range("fmg::cuda count Laguerre cells");
   const std::size_t num_atoms = static_cast<std::size_t>(mix.num_atoms);
   const std::size_t band_entries = num_atoms * num_atoms;
   std::fill(cell_counts, cell_counts + num_atoms, std::int64_t(0));
