@@ -186,7 +186,10 @@ void add_density_command(CLI::App& app) {
                   "Write the (times, y, x) float64 log density to this .npy file");
   cmd->add_option("--summary", args->summary_path,
                   "Write a JSON description of the grid to this file");
-  cmd->callback([args]() { run_density(*args); });
+  cmd->callback([args, cmd]() {
+    reject_empty_values(*cmd);
+    run_density(*args);
+  });
 }
 
 void add_crosscheck_command(CLI::App& app) {
@@ -210,7 +213,10 @@ void add_crosscheck_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--summary", args->summary_path,
                   "Write the JSON curves to this file instead of stdout");
-  cmd->callback([args]() { run_crosscheck(*args); });
+  cmd->callback([args, cmd]() {
+    reject_empty_values(*cmd);
+    run_crosscheck(*args);
+  });
 }
 
 }  // namespace fmg::cli

@@ -151,6 +151,19 @@ void NpyStream::finish() const {
   }
 }
 
+void reject_empty_values(const CLI::App& command) {
+  for (const CLI::Option* option : command.get_options()) {
+    if (option->count() == 0 || option->get_expected_min() == 0) continue;
+    for (const std::string& value : option->results()) {
+      if (value.empty()) {
+        throw InvalidArgument("option " + option->get_name() +
+                              " was given an empty value; give a value or omit "
+                              "the option");
+      }
+    }
+  }
+}
+
 std::string tagged_path(const std::string& path, const std::string& tag) {
   const std::size_t slash = path.find_last_of('/');
   const std::size_t dot = path.find_last_of('.');

@@ -72,6 +72,11 @@ std::string tagged_path(const std::string& path, const std::string& tag);
 /// Writes `summary` to stdout, or to `path` through `outputs`.
 void emit_json(const nlohmann::json& summary, AtomicFile* file);
 
+/// Throws fmg::InvalidArgument naming the first option of `command` that
+/// was given an empty value, such as --endpoints-out "", which would
+/// otherwise read as "not given".
+void reject_empty_values(const CLI::App& command);
+
 /// Registers the subcommands; each returns through exceptions on failure.
 void add_sample_command(CLI::App& app);
 void add_field_command(CLI::App& app);

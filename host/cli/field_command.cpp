@@ -190,7 +190,10 @@ void add_field_command(CLI::App& app) {
   cmd->add_option("--responsibilities-out", args->responsibilities_path,
                   "Write log responsibilities as a (times, n, K) float64 .npy "
                   "file (-inf for atoms of zero weight)");
-  cmd->callback([args]() { run_field(*args); });
+  cmd->callback([args, cmd]() {
+    reject_empty_values(*cmd);
+    run_field(*args);
+  });
 }
 
 }  // namespace fmg::cli

@@ -321,7 +321,10 @@ void add_ot_command(CLI::App& app) {
                   "Schedule of the flow whose map is compared")
       ->capture_default_str();
   cmd->add_flag("-q,--quiet", args->quiet, "No progress lines on stderr");
-  cmd->callback([args]() { run_ot(*args); });
+  cmd->callback([args, cmd]() {
+    reject_empty_values(*cmd);
+    run_ot(*args);
+  });
 }
 
 }  // namespace fmg::cli

@@ -476,7 +476,10 @@ void add_sample_command(CLI::App& app) {
                 "CPU backend: integrate one sample at a time instead of eight "
                 "(double) or sixteen (float) per SIMD lane group, for d <= 3");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress lines on stderr");
-  cmd->callback([args]() { run_sample(*args); });
+  cmd->callback([args, cmd]() {
+    reject_empty_values(*cmd);
+    run_sample(*args);
+  });
 }
 
 }  // namespace fmg::cli

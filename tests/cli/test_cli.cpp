@@ -217,6 +217,10 @@ std::vector<RejectionCase> sample_option_cases() {
       option_case("unknown_precision", {"--precision", "half"},
                   {{"'half'"}, {"double"}, {"float"}}),
       option_case("unknown_option", {"--bogus"}, {{"--bogus"}}),
+      // An empty value would otherwise read as "not given": here, the
+      // built-in example in place of a mixture file.
+      option_case("empty_mixture_path", {"--mixture", ""},
+                  {{"--mixture"}, {"empty value"}}),
       option_case("threads_too_many", {"--threads", "100000"},
                   {{"thread count 100000"}, {"1024"}}),
       option_case("seed_negative", {"--seed", "-1"}, {{"--seed '-1'"}, {"18446744073709551615"}}),
