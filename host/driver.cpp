@@ -33,32 +33,6 @@ double machine_epsilon(Precision precision) {
 /// 1, so the last steps before t_end are resolved in time.
 double min_eps(Precision precision) { return 32.0 * machine_epsilon(precision); }
 
-template <class T>
-HostMixture<T> to_host_mixture(const Mixture& mixture) {
-  HostMixture<T> host;
-  host.dim = mixture.dim;
-  host.atoms.assign(mixture.atoms.begin(), mixture.atoms.end());
-  const std::vector<double> log_w = log_weights(mixture);
-  host.log_weights.assign(log_w.begin(), log_w.end());
-  return host;
-}
-
-template <class T>
-FlowProblem<T> to_problem(const FlowRunOptions& options) {
-  FlowProblem<T> problem;
-  problem.schedule = options.schedule;
-  problem.method = options.method;
-  problem.steps = options.steps;
-  problem.control.rtol = static_cast<T>(options.rtol);
-  problem.control.atol = static_cast<T>(options.atol);
-  problem.control.initial_step = static_cast<T>(options.initial_step);
-  problem.control.max_steps = options.max_steps;
-  // 1 - eps rounded once in T: the time grid of every method ends here.
-  problem.t_end = static_cast<T>(1.0 - options.eps);
-  problem.seed = options.seed;
-  return problem;
-}
-
 /// Prints at most one progress line every two seconds to stderr.
 class ProgressReporter {
  public:
@@ -96,8 +70,8 @@ template <class T>
 FlowRunResult run_flow_typed(const Mixture& mixture,
                              const FlowRunOptions& options,
                              const FlowRunIo& io) {
-  const HostMixture<T> host = to_host_mixture<T>(mixture);
-  const FlowProblem<T> problem = to_problem<T>(options);
+  const HostMixture<T> host = make_host_mixture<T>(mixture);
+  const FlowProblem<T> problem = make_flow_problem<T>(options);
   const BackendChoice backend = resolve_backend(options.backend);
   std::unique_ptr<FlowBackend<T>> runner =
       backend == BackendChoice::cuda
@@ -164,6 +138,37 @@ FlowRunResult run_flow_typed(const Mixture& mixture,
 }
 
 }  // namespace
+
+template <class T>
+HostMixture<T> make_host_mixture(const Mixture& mixture) {
+  HostMixture<T> host;
+  host.dim = mixture.dim;
+  host.atoms.assign(mixture.atoms.begin(), mixture.atoms.end());
+  const std::vector<double> log_w = log_weights(mixture);
+  host.log_weights.assign(log_w.begin(), log_w.end());
+  return host;
+}
+
+template <class T>
+FlowProblem<T> make_flow_problem(const FlowRunOptions& options) {
+  FlowProblem<T> problem;
+  problem.schedule = options.schedule;
+  problem.method = options.method;
+  problem.steps = options.steps;
+  problem.control.rtol = static_cast<T>(options.rtol);
+  problem.control.atol = static_cast<T>(options.atol);
+  problem.control.initial_step = static_cast<T>(options.initial_step);
+  problem.control.max_steps = options.max_steps;
+  // 1 - eps rounded once in T: the time grid of every method ends here.
+  problem.t_end = static_cast<T>(1.0 - options.eps);
+  problem.seed = options.seed;
+  return problem;
+}
+
+template HostMixture<float> make_host_mixture(const Mixture&);
+template HostMixture<double> make_host_mixture(const Mixture&);
+template FlowProblem<float> make_flow_problem(const FlowRunOptions&);
+template FlowProblem<double> make_flow_problem(const FlowRunOptions&);
 
 void validate_flow_options(const FlowRunOptions& options, int dim) {
   const char* precision =

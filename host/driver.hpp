@@ -57,6 +57,15 @@ struct FlowRunResult {
   std::string device;
 };
 
+/// Converts a mixture to precision T, with log weights (-inf for weight 0).
+template <class T>
+HostMixture<T> make_host_mixture(const Mixture& mixture);
+
+/// Builds the per-sample problem of `options` in precision T; t_end is
+/// 1 - eps rounded once to T.
+template <class T>
+FlowProblem<T> make_flow_problem(const FlowRunOptions& options);
+
 /// Throws fmg::InvalidArgument naming the first invalid option of `options`
 /// for a mixture of dimension `dim`, and what would be valid.
 void validate_flow_options(const FlowRunOptions& options, int dim);

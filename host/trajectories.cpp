@@ -6,6 +6,7 @@
 
 #include "host/driver.hpp"
 #include "host/errors.hpp"
+#include "kernels/cpu/scratch_state.hpp"
 #include "kernels/philox_normal.hpp"
 #include "kernels/vec.hpp"
 
@@ -116,20 +117,9 @@ Trajectories record_typed(const Mixture& mixture,
                           const FlowRunOptions& options, std::size_t count,
                           int points, const std::vector<double>* starts) {
   const int d = mixture.dim;
-  std::vector<T> atoms(mixture.atoms.begin(), mixture.atoms.end());
-  const std::vector<double> log_w_double = log_weights(mixture);
-  std::vector<T> log_w(log_w_double.begin(), log_w_double.end());
-  const MixtureView<T> mix{atoms.data(), log_w.data(), mixture.num_atoms(), d};
-
-  FlowProblem<T> problem;
-  problem.schedule = options.schedule;
-  problem.method = options.method;
-  problem.steps = options.steps;
-  problem.control.rtol = static_cast<T>(options.rtol);
-  problem.control.atol = static_cast<T>(options.atol);
-  problem.control.initial_step = static_cast<T>(options.initial_step);
-  problem.control.max_steps = options.max_steps;
-  problem.t_end = static_cast<T>(1.0 - options.eps);
+  const HostMixture<T> host = make_host_mixture<T>(mixture);
+  const MixtureView<T> mix = host.view();
+  const FlowProblem<T> problem = make_flow_problem<T>(options);
   const FlowField<T> field{mix, options.schedule};
 
   Trajectories result;
@@ -144,17 +134,10 @@ Trajectories record_typed(const Mixture& mixture,
     result.times[g] = static_cast<double>(t);
   }
 
-  std::vector<T> scratch(static_cast<std::size_t>(d) * (workspace_vectors + 1));
+  ScratchState<T> state(d);
+  StridedVec<T>& x = state.x;
+  Workspace<StridedVec<T>>& ws = state.ws;
   for (std::size_t i = 0; i < count; ++i) {
-    T* p = scratch.data();
-    auto next = [&p, d]() {
-      StridedVec<T> v{p, d, 1};
-      p += d;
-      return v;
-    };
-    StridedVec<T> x = next();
-    Workspace<StridedVec<T>> ws{next(), next(), next(), next(), next(),
-                                next(), next(), next(), next()};
     if (starts != nullptr) {
       for (int j = 0; j < d; ++j) x[j] = static_cast<T>((*starts)[i * d + j]);
     } else {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "host/errors.hpp"
+#include "kernels/cpu/scratch_state.hpp"
 #include "kernels/flow.hpp"
 #include "kernels/vec.hpp"
 
@@ -25,27 +26,6 @@ struct LocalState {
   Workspace<Vec> ws;
 
   explicit LocalState(int) {}
-};
-
-/// A state and workspace in one scratch buffer, for any dimension.
-struct ScratchState {
-  using Vec = StridedVec<double>;
-  std::vector<double> scratch;
-  Vec x;
-  Workspace<Vec> ws;
-
-  explicit ScratchState(int d)
-      : scratch(static_cast<std::size_t>(d) * (workspace_vectors + 1)) {
-    double* p = scratch.data();
-    auto next = [&p, d]() {
-      Vec v{p, d, 1};
-      p += d;
-      return v;
-    };
-    x = next();
-    ws = {next(), next(), next(), next(), next(),
-          next(), next(), next(), next()};
-  }
 };
 
 template <class State>
@@ -116,7 +96,7 @@ ReferenceEndpoints compute_reference_endpoints(const Mixture& mixture,
                                                       team, result.endpoints);
       break;
     default:
-      result.failures = integrate_rows<ScratchState>(mix, problem, starts,
+      result.failures = integrate_rows<ScratchState<double>>(mix, problem, starts,
                                                      team, result.endpoints);
       break;
   }

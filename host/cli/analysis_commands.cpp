@@ -5,6 +5,7 @@
 #include "host/analysis/crosscheck.hpp"
 #include "host/analysis/density.hpp"
 #include "host/cli/common.hpp"
+#include "host/driver.hpp"
 #include "host/errors.hpp"
 #include "host/format.hpp"
 #include "host/names.hpp"
@@ -13,17 +14,6 @@
 
 namespace fmg::cli {
 namespace {
-
-/// Mixture data in double with a view onto it.
-struct MixtureData {
-  std::vector<double> atoms, log_w;
-  int dim = 0;
-  explicit MixtureData(const Mixture& mixture)
-      : atoms(mixture.atoms), log_w(log_weights(mixture)), dim(mixture.dim) {}
-  MixtureView<double> view() const {
-    return {atoms.data(), log_w.data(), static_cast<int>(log_w.size()), dim};
-  }
-};
 
 /// Parses "a,b" into a range with a < b, both finite.
 std::pair<double, double> parse_range(const std::string& text,
@@ -82,7 +72,7 @@ void run_density(const DensityArguments& args) {
   AtomicFile* summary =
       args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path);
 
-  const MixtureData data(mixture);
+  const HostMixture<double> data = make_host_mixture<double>(mixture);
   const std::size_t n = static_cast<std::size_t>(args.grid);
   std::vector<double> values;
   values.reserve(times.size() * n * n);
@@ -142,7 +132,7 @@ void run_crosscheck(const CrosscheckArguments& args) {
     StridedVec<double> x{points.data() + i * d, d, 1};
     philox_base_sample(seed, i, x);
   }
-  const MixtureData data(mixture);
+  const HostMixture<double> data = make_host_mixture<double>(mixture);
   nlohmann::json json;
   json["fmg_version"] = FMG_VERSION;
   json["command"] = "crosscheck";

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "host/cli/common.hpp"
+#include "host/driver.hpp"
 #include "host/errors.hpp"
 #include "host/names.hpp"
 #include "kernels/mixture.hpp"
@@ -36,10 +37,8 @@ FieldValues evaluate(const Mixture& mixture, ScheduleKind kind,
                      const std::vector<double>& times) {
   const int d = mixture.dim;
   const int k_count = mixture.num_atoms();
-  std::vector<T> atoms(mixture.atoms.begin(), mixture.atoms.end());
-  const std::vector<double> log_w_double = log_weights(mixture);
-  std::vector<T> log_w(log_w_double.begin(), log_w_double.end());
-  const MixtureView<T> mix{atoms.data(), log_w.data(), k_count, d};
+  const HostMixture<T> host = make_host_mixture<T>(mixture);
+  const MixtureView<T> mix = host.view();
 
   FieldValues values;
   values.log_density.resize(times.size() * n);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/lanes.hpp"
+#include "kernels/cpu/scratch_state.hpp"
 #include "kernels/philox_normal.hpp"
 #include "kernels/vec.hpp"
 
@@ -57,28 +58,6 @@ struct LocalStorage {
   explicit LocalStorage(int) {}
 };
 
-/// Per-thread storage for a run-time dimension: contiguous scratch.
-template <class T>
-struct ScratchStorage {
-  using Vec = StridedVec<T>;
-  std::vector<T> scratch;
-  Vec x;
-  Workspace<Vec> ws;
-
-  explicit ScratchStorage(int d)
-      : scratch(static_cast<std::size_t>(d) * (workspace_vectors + 1)) {
-    T* p = scratch.data();
-    auto next = [&p, d]() {
-      Vec v{p, d, 1};
-      p += d;
-      return v;
-    };
-    x = next();
-    ws = {next(), next(), next(), next(), next(), next(),
-          next(), next(), next()};
-  }
-};
-
 template <class T>
 class CpuFlowBackend final : public FlowBackend<T> {
  public:
@@ -98,7 +77,7 @@ class CpuFlowBackend final : public FlowBackend<T> {
       case 1: run<LocalStorage<T, 1>>(chunk, tally); break;
       case 2: run<LocalStorage<T, 2>>(chunk, tally); break;
       case 3: run<LocalStorage<T, 3>>(chunk, tally); break;
-      default: run<ScratchStorage<T>>(chunk, tally); break;
+      default: run<ScratchState<T>>(chunk, tally); break;
     }
   }
 
