@@ -7,7 +7,7 @@
 namespace fmg {
 
 /// Invalid input from a user: a value, an option or a file. The message
-/// names the value and says what would be valid.
+/// names the value and states what would be valid.
 class InvalidArgument : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
