@@ -75,9 +75,9 @@ FlowRunResult run_flow_typed(const Mixture& mixture,
   const BackendChoice backend = resolve_backend(options.backend);
   std::unique_ptr<FlowBackend<T>> runner =
       backend == BackendChoice::cuda
-          ? make_cuda_flow_backend(host, problem)
+          ? make_cuda_flow_backend(host, problem, options.velocity_path)
           : make_cpu_flow_backend(host, problem, options.threads,
-                                  options.cpu_simd);
+                                  options.cpu_simd, options.velocity_path);
 
   const int d = mixture.dim;
   // Host arrays hold chunk x d values each. In high dimension a cap of 2^26
@@ -98,6 +98,7 @@ FlowRunResult run_flow_typed(const Mixture& mixture,
   result.tally = FlowTally(mixture.num_atoms());
   result.backend = runner->name();
   result.device = runner->device();
+  result.velocity_path = runner->velocity_path();
   ProgressReporter progress(options.progress,
                             std::string(schedule_name(options.schedule)),
                             options.num_samples);

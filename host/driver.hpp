@@ -35,6 +35,9 @@ struct FlowRunOptions {
   std::size_t chunk_size = 1 << 20;  ///< Samples per chunk.
   bool progress = true;              ///< Progress lines on stderr.
   bool cpu_simd = true;  ///< CPU backend: SIMD lanes for d <= 3.
+  /// Direct per-sample velocities, lockstep matrix products, or the
+  /// backend's choice from K * d.
+  VelocityPath velocity_path = VelocityPath::automatic;
 };
 
 /// Receives one per-sample array chunk by chunk, in sample order.
@@ -55,6 +58,7 @@ struct FlowRunResult {
   double wall_seconds = 0.0;
   std::string backend;  ///< "cpu" or "cuda".
   std::string device;
+  std::string velocity_path;  ///< "direct" or "matrix", the path that ran.
 };
 
 /// Converts a mixture to precision T, with log weights (-inf for weight 0).

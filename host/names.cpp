@@ -86,4 +86,12 @@ BackendChoice parse_backend(const std::string& text) {
                         "': valid backends are auto, cpu and cuda");
 }
 
+VelocityPath parse_velocity_path(const std::string& text) {
+  if (text == "auto") return VelocityPath::automatic;
+  if (text == "direct") return VelocityPath::direct;
+  if (text == "matrix") return VelocityPath::matrix;
+  throw InvalidArgument("unknown velocity path '" + text +
+                        "': valid velocity paths are auto, direct and matrix");
+}
+
 }  // namespace fmg

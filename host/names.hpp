@@ -11,6 +11,7 @@
 namespace fmg {
 
 enum class BackendChoice;
+enum class VelocityPath;
 
 /// "linear", "variance-preserving" or "cosine".
 std::string_view schedule_name(ScheduleKind kind);
@@ -29,5 +30,8 @@ std::vector<ScheduleKind> parse_schedules(const std::string& text);
 Method parse_method(const std::string& text);
 Precision parse_precision(const std::string& text);
 BackendChoice parse_backend(const std::string& text);
+/// Parses "auto", "direct" or "matrix". Throws fmg::InvalidArgument listing
+/// the valid names.
+VelocityPath parse_velocity_path(const std::string& text);
 
 }  // namespace fmg

@@ -61,6 +61,13 @@ struct FlowChunk {
   std::int32_t* labels = nullptr;  ///< Receives endpoint_label().
 };
 
+/// How a backend evaluates the velocity. `direct` runs the per-sample
+/// log-sum-exp over the atoms (kernels/mixture.hpp); `matrix` advances a
+/// block of samples in lockstep and evaluates their velocities with two
+/// matrix products (kernels/cpu/gemm_flow.hpp); `automatic` takes the
+/// matrix path when K * d reaches the backend's threshold.
+enum class VelocityPath { automatic, direct, matrix };
+
 /// A backend that integrates chunks of samples of one mixture and problem.
 template <class T>
 class FlowBackend {
@@ -76,6 +83,9 @@ class FlowBackend {
 
   /// The processor or device, e.g. "NVIDIA H200" or "2 OpenMP threads".
   virtual std::string device() const = 0;
+
+  /// The velocity path that runs: "direct" or "matrix".
+  virtual std::string velocity_path() const { return "direct"; }
 };
 
 /// Mixture data in precision T, owned by the host.
@@ -91,20 +101,41 @@ struct HostMixture {
   }
 };
 
-/// Creates the OpenMP backend; threads <= 0 uses OpenMP's default. With
-/// `simd`, dimensions 1 to 3 run on the SIMD lane engine
-/// (kernels/cpu/lanes.hpp); otherwise every sample runs the scalar
-/// per-sample code.
+/// Creates the OpenMP backend; threads <= 0 uses OpenMP's default. On the
+/// matrix path (`path`, see cpu_uses_matrix_path) samples advance in
+/// lockstep blocks. Otherwise, with `simd`, dimensions 1 to 3 run on the
+/// SIMD lane engine (kernels/cpu/lanes.hpp), and every other case runs the
+/// scalar per-sample code.
 template <class T>
 std::unique_ptr<FlowBackend<T>> make_cpu_flow_backend(
     const HostMixture<T>& mixture, const FlowProblem<T>& problem,
-    int threads, bool simd = true);
+    int threads, bool simd = true,
+    VelocityPath path = VelocityPath::automatic);
 
-/// Creates the CUDA backend on the current device. Throws fmg::Unavailable
+/// Creates the CUDA backend on the current device; `path` chooses the
+/// velocity path as cuda_uses_matrix_path does. Throws fmg::Unavailable
 /// when CUDA was not compiled in or no device is present.
 template <class T>
 std::unique_ptr<FlowBackend<T>> make_cuda_flow_backend(
-    const HostMixture<T>& mixture, const FlowProblem<T>& problem);
+    const HostMixture<T>& mixture, const FlowProblem<T>& problem,
+    VelocityPath path = VelocityPath::automatic);
+
+/// K * d from which the CPU backend's automatic choice takes the matrix
+/// path. TODO: set from the crossover measured by fmg_flow_bench.
+inline constexpr long long cpu_matrix_path_min_work = 16384;
+
+/// K * d from which the CUDA backend's automatic choice takes the matrix
+/// path. NOTE: an estimate, not a measurement.
+inline constexpr long long cuda_matrix_path_min_work = 1 << 20;
+
+/// Returns whether the CPU backend takes the matrix path for `path` and a
+/// mixture of K = num_atoms atoms in dimension d = dim: always for
+/// `matrix`, never for `direct`, and for `automatic` when K * d is at least
+/// cpu_matrix_path_min_work.
+bool cpu_uses_matrix_path(VelocityPath path, int num_atoms, int dim);
+
+/// Likewise for the CUDA backend, with cuda_matrix_path_min_work.
+bool cuda_uses_matrix_path(VelocityPath path, int num_atoms, int dim);
 
 /// Returns whether the CUDA backend can run here; otherwise stores why not
 /// in `reason` (when given).

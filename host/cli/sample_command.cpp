@@ -29,6 +29,7 @@ struct SampleArguments {
   double eps = 1e-3;
   std::string seed = "20260617";
   std::string backend = "auto";
+  std::string velocity_path = "auto";
   std::string precision = "double";
   int threads = 0;
   std::string chunk_size = "1048576";
@@ -56,6 +57,7 @@ FlowRunOptions to_run_options(const SampleArguments& args,
   options.method = parse_method(args.method);
   options.precision = parse_precision(args.precision);
   options.backend = parse_backend(args.backend);
+  options.velocity_path = parse_velocity_path(args.velocity_path);
   const bool single = options.precision == Precision::float32;
   options.rtol = args.rtol.empty() ? (single ? 1e-5 : 1e-6)
                                    : parse_real(args.rtol, "--rtol");
@@ -82,6 +84,7 @@ nlohmann::json run_json(const FlowRunOptions& options,
   run["schedule"] = schedule_name(options.schedule);
   run["backend"] = result.backend;
   run["device"] = result.device;
+  run["velocity_path"] = result.velocity_path;
   run["precision"] = precision_name(options.precision);
   run["seed"] = options.seed;
   run["samples"] = options.num_samples;
@@ -293,6 +296,7 @@ void run_sample(const SampleArguments& args) {
       {"samples", samples},
       {"precision", precision_name(options.precision)},
       {"backend_requested", args.backend},
+      {"velocity_path_requested", args.velocity_path},
       {"chunk_size", options.chunk_size},
       {"starts", args.starts_path.empty() ? nlohmann::json("philox")
                                           : nlohmann::json(args.starts_path)}};
@@ -440,6 +444,11 @@ void add_sample_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--backend", args->backend,
                   "auto (CUDA when a device is present, else CPU), cpu or cuda")
+      ->capture_default_str();
+  cmd->add_option("--velocity-path", args->velocity_path,
+                  "direct (each sample sums over the atoms), matrix (blocks "
+                  "of samples in lockstep, distances as matrix products) or "
+                  "auto (matrix when K * d reaches the backend's threshold)")
       ->capture_default_str();
   cmd->add_option("--precision", args->precision, "double or float")
       ->capture_default_str();

@@ -1,5 +1,6 @@
 // OpenMP backend of the flow: one sample per loop iteration, each thread
-// with its own workspace and tally, merged after the loop.
+// with its own workspace and tally, merged after the loop, or lockstep
+// blocks of samples on the matrix path (kernels/cpu/gemm_flow.hpp).
 #include "kernels/batch.hpp"
 
 #include <omp.h>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/gemm_flow.hpp"
 #include "kernels/cpu/lanes.hpp"
 #include "kernels/cpu/scratch_state.hpp"
 #include "kernels/philox_normal.hpp"
@@ -48,6 +50,31 @@ void FlowTally::add(const SampleCounters& counters, int label) {
 
 namespace {
 
+bool uses_matrix_path(VelocityPath path, int num_atoms, int dim,
+                      long long min_work) {
+  switch (path) {
+    case VelocityPath::direct:
+      return false;
+    case VelocityPath::matrix:
+      return true;
+    case VelocityPath::automatic:
+    default:
+      return static_cast<long long>(num_atoms) * dim >= min_work;
+  }
+}
+
+}  // namespace
+
+bool cpu_uses_matrix_path(VelocityPath path, int num_atoms, int dim) {
+  return uses_matrix_path(path, num_atoms, dim, cpu_matrix_path_min_work);
+}
+
+bool cuda_uses_matrix_path(VelocityPath path, int num_atoms, int dim) {
+  return uses_matrix_path(path, num_atoms, dim, cuda_matrix_path_min_work);
+}
+
+namespace {
+
 /// Per-thread storage for D known at compile time: everything in locals.
 template <class T, int D>
 struct LocalStorage {
@@ -62,13 +89,21 @@ template <class T>
 class CpuFlowBackend final : public FlowBackend<T> {
  public:
   CpuFlowBackend(const HostMixture<T>& mixture, const FlowProblem<T>& problem,
-                 int threads, bool simd)
+                 int threads, bool simd, VelocityPath path)
       : mixture_(mixture), problem_(problem),
         threads_(threads > 0 ? threads : omp_get_max_threads()),
-        simd_(simd && mixture.dim <= lanes::max_lane_dim) {}
+        simd_(simd && mixture.dim <= lanes::max_lane_dim) {
+    if (cpu_uses_matrix_path(path, mixture.num_atoms(), mixture.dim)) {
+      matrix_ = std::make_unique<gemm::MatrixMixture<T>>(mixture_);
+    }
+  }
 
   void run_chunk(const FlowChunk<T>& chunk, FlowTally& tally) override {
     if (chunk.count == 0) return;
+    if (matrix_) {
+      gemm::run_matrix_chunk(*matrix_, problem_, chunk, threads_, tally);
+      return;
+    }
     if (simd_) {
       run_lanes(chunk, tally);
       return;
@@ -84,9 +119,17 @@ class CpuFlowBackend final : public FlowBackend<T> {
   std::string name() const override { return "cpu"; }
 
   std::string device() const override {
-    return std::to_string(threads_) + " OpenMP threads, " +
-           (simd_ ? std::string(lanes::lane_instruction_set()) + " lanes"
-                  : std::string("scalar"));
+    std::string engine = "scalar";
+    if (matrix_) {
+      engine = "Eigen matrix products";
+    } else if (simd_) {
+      engine = std::string(lanes::lane_instruction_set()) + " lanes";
+    }
+    return std::to_string(threads_) + " OpenMP threads, " + engine;
+  }
+
+  std::string velocity_path() const override {
+    return matrix_ ? "matrix" : "direct";
   }
 
  private:
@@ -160,6 +203,7 @@ class CpuFlowBackend final : public FlowBackend<T> {
   FlowProblem<T> problem_;
   int threads_;
   bool simd_;
+  std::unique_ptr<gemm::MatrixMixture<T>> matrix_;  ///< Null on the direct path.
 };
 
 }  // namespace
@@ -167,13 +211,16 @@ class CpuFlowBackend final : public FlowBackend<T> {
 template <class T>
 std::unique_ptr<FlowBackend<T>> make_cpu_flow_backend(
     const HostMixture<T>& mixture, const FlowProblem<T>& problem,
-    int threads, bool simd) {
-  return std::make_unique<CpuFlowBackend<T>>(mixture, problem, threads, simd);
+    int threads, bool simd, VelocityPath path) {
+  return std::make_unique<CpuFlowBackend<T>>(mixture, problem, threads, simd,
+                                             path);
 }
 
 template std::unique_ptr<FlowBackend<float>> make_cpu_flow_backend(
-    const HostMixture<float>&, const FlowProblem<float>&, int, bool);
+    const HostMixture<float>&, const FlowProblem<float>&, int, bool,
+    VelocityPath);
 template std::unique_ptr<FlowBackend<double>> make_cpu_flow_backend(
-    const HostMixture<double>&, const FlowProblem<double>&, int, bool);
+    const HostMixture<double>&, const FlowProblem<double>&, int, bool,
+    VelocityPath);
 
 }  // namespace fmg

@@ -18,13 +18,13 @@ bool cuda_backend_available(std::string* reason) {
 
 template <class T>
 std::unique_ptr<FlowBackend<T>> make_cuda_flow_backend(
-    const HostMixture<T>&, const FlowProblem<T>&) {
+    const HostMixture<T>&, const FlowProblem<T>&, VelocityPath) {
   throw Unavailable(not_compiled);
 }
 
 template std::unique_ptr<FlowBackend<float>> make_cuda_flow_backend(
-    const HostMixture<float>&, const FlowProblem<float>&);
+    const HostMixture<float>&, const FlowProblem<float>&, VelocityPath);
 template std::unique_ptr<FlowBackend<double>> make_cuda_flow_backend(
-    const HostMixture<double>&, const FlowProblem<double>&);
+    const HostMixture<double>&, const FlowProblem<double>&, VelocityPath);
 
 }  // namespace fmg
