@@ -411,13 +411,15 @@ void LockstepBlock<T>::attempt_dopri5_steps() {
   }
 
   // Stage s: stage = x + h * sum_j a_sj k_j, evaluated at min(t + c_s h,
-  // t_new); `combine` writes one row's stage argument.
+  // t_new), or at t_new itself for c_s = 1 (t + h can round past t_new on
+  // the last step); `combine` writes one row's stage argument.
   auto stage = [&](T c, RowMatrix<T>& k_out, auto combine) {
     for (std::size_t i = 0; i < rows_; ++i) {
       const auto r = static_cast<Eigen::Index>(i);
       const RowState<T>& row = state_[i];
       combine(row.h, x_.row(r).data(), stage_.row(r).data(), r);
-      stage_t_[i] = math::min(row.t + c * row.h, row.t_new);
+      stage_t_[i] =
+          c == T(1) ? row.t_new : math::min(row.t + c * row.h, row.t_new);
     }
     evaluate(stage_, k_out);
   };
@@ -450,7 +452,6 @@ void LockstepBlock<T>::attempt_dopri5_steps() {
                          a54 * k4[j]);
     }
   });
-  // c6 = 1, so min(t + h, t_new) is t_new.
   stage(T(1), k6_, [&](T h, const T* x, T* s, Eigen::Index r) {
     const T *k1 = k(k1_, r), *k2 = k(k2_, r), *k3 = k(k3_, r),
             *k4 = k(k4_, r), *k5 = k(k5_, r);

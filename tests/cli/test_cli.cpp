@@ -214,6 +214,8 @@ std::vector<RejectionCase> sample_option_cases() {
                   {{"'rk45'"}, {"euler"}, {"heun"}, {"rk4"}, {"dopri5"}}),
       option_case("unknown_backend", {"--backend", "opencl"},
                   {{"'opencl'"}, {"auto"}, {"cpu"}, {"cuda"}}),
+      option_case("unknown_velocity_path", {"--velocity-path", "gemm"},
+                  {{"'gemm'"}, {"auto"}, {"direct"}, {"matrix"}}),
       option_case("unknown_precision", {"--precision", "half"},
                   {{"'half'"}, {"double"}, {"float"}}),
       option_case("unknown_option", {"--bogus"}, {{"--bogus"}}),
@@ -514,7 +516,7 @@ TEST(SampleHelp, ListsEveryOption) {
       "--precision",  "--threads",      "--chunk-size", "--starts",
       "--summary",    "--json",         "--endpoints-out", "--labels-out",
       "--base-out",   "--trajectories", "--trajectory-points",
-      "--trajectories-out", "--quiet"};
+      "--trajectories-out", "--velocity-path", "--quiet"};
 
   const CommandResult result = run_fmg({"sample", "--help"});
 
@@ -539,6 +541,7 @@ TEST(SampleHelp, ShowsDefaults) {
       {"--eps", {"=0.001", "=1e-3", "=1e-03"}},
       {"--seed", {"=20260617"}},
       {"--backend", {"=auto"}},
+      {"--velocity-path", {"=auto"}},
       {"--precision", {"=double"}},
       {"--threads", {"=0"}},
       {"--chunk-size", {"=1048576"}},
@@ -718,6 +721,28 @@ TEST_F(SampleSummary, EchoesBackendPrecisionAndSeed) {
   }
   EXPECT_EQ(summary_["options"]["samples"], kSamples);
   EXPECT_EQ(summary_["options"]["seed"], kSeed);
+}
+
+TEST(SampleVelocityPath, EachValueRunsAndIsRecorded) {
+  // The built-in example is far below the automatic threshold, so auto
+  // runs the direct path; both paths must send every sample to one atom.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"auto", "direct"}, {"direct", "direct"}, {"matrix", "matrix"}};
+  json reference_counts;
+  for (const auto& [requested, expected] : cases) {
+    SCOPED_TRACE(requested);
+    const CommandResult result =
+        run_fmg({"sample", "--schedule", "linear", "-n", "400", "--backend", "cpu",
+                 "--velocity-path", requested, "--quiet", "--json"});
+    ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+    const json summary = json::parse(result.standard_output);
+
+    EXPECT_EQ(summary["options"]["velocity_path_requested"], requested);
+    const json& run = summary["runs"][0];
+    EXPECT_EQ(run["velocity_path"], expected);
+    if (reference_counts.is_null()) reference_counts = run["counts"];
+    EXPECT_EQ(run["counts"], reference_counts);
+  }
 }
 
 // ---------------------------------------------------------------------------
