@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -121,20 +122,26 @@ std::unique_ptr<FlowBackend<T>> make_cuda_flow_backend(
     VelocityPath path = VelocityPath::automatic);
 
 /// K * d from which the CPU backend's automatic choice takes the matrix
-/// path. TODO: set from the crossover measured by fmg_flow_bench.
-inline constexpr long long cpu_matrix_path_min_work = 16384;
+/// path in dimension 4 and above. Measured by `fmg_flow_bench --crossover`
+/// on two AMD EPYC cores (bench/RESULTS.md): from d = 4 the matrix path was
+/// 1.2 to 6 times as fast at every K >= 10, and level at K = 1.
+inline constexpr long long cpu_matrix_path_min_work = 32;
 
 /// K * d from which the CUDA backend's automatic choice takes the matrix
-/// path. NOTE: an estimate, not a measurement.
-inline constexpr long long cuda_matrix_path_min_work = 1 << 20;
+/// path. TODO: measure the crossover on a device; until then `automatic`
+/// keeps the direct path and only VelocityPath::matrix selects cuBLAS.
+inline constexpr long long cuda_matrix_path_min_work =
+    std::numeric_limits<long long>::max();
 
 /// Returns whether the CPU backend takes the matrix path for `path` and a
 /// mixture of K = num_atoms atoms in dimension d = dim: always for
-/// `matrix`, never for `direct`, and for `automatic` when K * d is at least
-/// cpu_matrix_path_min_work.
+/// `matrix`, never for `direct`, and for `automatic` when d >= 4 and K * d
+/// is at least cpu_matrix_path_min_work. For d <= 3 the SIMD lane engine
+/// was 2 to 7 times as fast as the matrix path at every measured K.
 bool cpu_uses_matrix_path(VelocityPath path, int num_atoms, int dim);
 
-/// Likewise for the CUDA backend, with cuda_matrix_path_min_work.
+/// Likewise for the CUDA backend, with cuda_matrix_path_min_work and no
+/// condition on d.
 bool cuda_uses_matrix_path(VelocityPath path, int num_atoms, int dim);
 
 /// Returns whether the CUDA backend can run here; otherwise stores why not

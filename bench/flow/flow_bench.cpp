@@ -7,6 +7,7 @@
 //   fmg_flow_bench --K 100 --d 16 --n 1e5
 //   fmg_flow_bench --scaling --out scaling.jsonl
 //   fmg_flow_bench --scaling --backend cuda --scaling-n 1e6,1e7,1e8,1e9
+//   fmg_flow_bench --crossover --backend cpu --out crossover.jsonl
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -31,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/flow/bench_problem.hpp"
+#include "bench/flow/crossover.hpp"
 #include "bench/flow/endpoint_accuracy.hpp"
 #include "host/driver.hpp"
 #include "host/errors.hpp"
@@ -74,6 +76,11 @@ struct BenchArguments {
   std::string scaling_k = "1,10,100,1000,10000";
   std::string scaling_d = "1,4,16,64,256,1024";
   std::string scaling_fixed_n = "1e3";
+  std::string velocity_path = "auto";
+  bool crossover = false;
+  std::string crossover_k = "1,10,100,1000,10000";
+  std::string crossover_d = "1,4,16,64,256,1024";
+  double crossover_seconds = 1.0;
   bool quiet = false;
 };
 
@@ -143,6 +150,7 @@ fmg::FlowRunOptions base_options(const BenchArguments& args) {
   options.seed = args.seed;
   options.threads = args.threads;
   options.cpu_simd = !args.no_simd;
+  options.velocity_path = fmg::parse_velocity_path(args.velocity_path);
   options.chunk_size = static_cast<std::size_t>(
       parse_count(args.chunk_size, "--chunk-size", 1e12));
   options.progress = !args.quiet;
@@ -291,6 +299,7 @@ json run_configuration(const fmg::bench::BenchProblem& problem,
   record["seed"] = options.seed;
   record["backend"] = result.backend;
   record["device"] = result.device;
+  record["velocity_path"] = result.velocity_path;
   record["precision"] = std::string(fmg::precision_name(options.precision));
   record["n"] = n;
   record["chunk_size"] = options.chunk_size;
@@ -366,8 +375,67 @@ void log_record(const json& record, bool quiet) {
                                   : accuracy["max_distance"].dump().c_str());
 }
 
+/// Times the direct and the matrix velocity path at every (K, d) of the
+/// crossover grid, on synthetic mixtures, and writes one record per path
+/// and point, the matrix record with its speed-up over the direct one.
+void run_crossover(const BenchArguments& args, fmg::FlowRunOptions options) {
+  const std::vector<std::uint64_t> k_values =
+      parse_count_list(args.crossover_k, "--crossover-k", INT_MAX);
+  const std::vector<std::uint64_t> d_values =
+      parse_count_list(args.crossover_d, "--crossover-d", INT_MAX);
+  if (!(args.crossover_seconds > 0.0)) {
+    throw fmg::InvalidArgument("invalid --crossover-seconds " +
+                               fmg::format_number(args.crossover_seconds) +
+                               ": it must be positive");
+  }
+  options.schedule = fmg::parse_schedule(args.schedules);
+  RecordWriter writer(args.out_path);
+  for (const std::uint64_t k : k_values) {
+    for (const std::uint64_t d : d_values) {
+      const fmg::bench::BenchProblem problem = fmg::bench::synthetic_problem(
+          static_cast<int>(k), static_cast<int>(d));
+      json direct = fmg::bench::time_velocity_path(
+          problem, options, fmg::VelocityPath::direct, args.crossover_seconds);
+      json matrix = fmg::bench::time_velocity_path(
+          problem, options, fmg::VelocityPath::matrix, args.crossover_seconds);
+      const double speedup = matrix["samples_per_second"].get<double>() /
+                             direct["samples_per_second"].get<double>();
+      for (json* record : {&direct, &matrix}) {
+        (*record)["benchmark"] = "fmg_flow_bench";
+        (*record)["sweep"] = "crossover";
+        (*record)["schedule"] = std::string(fmg::schedule_name(options.schedule));
+        (*record)["host"] = {
+            {"cpu", cpu_model()},
+            {"hardware_threads", std::thread::hardware_concurrency()}};
+        (*record)["timestamp"] = utc_timestamp();
+      }
+      matrix["speedup_over_direct"] = speedup;
+      writer.write(direct);
+      writer.write(matrix);
+      if (!args.quiet) {
+        std::fprintf(stderr,
+                     "fmg_flow_bench: crossover K %llu, d %llu: direct %.4g, "
+                     "matrix %.4g samples/s, speed-up %.3g\n",
+                     static_cast<unsigned long long>(k),
+                     static_cast<unsigned long long>(d),
+                     direct["samples_per_second"].get<double>(),
+                     matrix["samples_per_second"].get<double>(), speedup);
+      }
+    }
+  }
+}
+
 void run_benchmark(const BenchArguments& args) {
   fmg::FlowRunOptions options = base_options(args);
+  if (args.crossover) {
+    if (args.scaling) {
+      throw fmg::InvalidArgument(
+          "--crossover cannot be combined with --scaling; run them one at a "
+          "time");
+    }
+    run_crossover(args, options);
+    return;
+  }
   const std::vector<fmg::ScheduleKind> schedules =
       fmg::parse_schedules(args.schedules);
   const int accuracy_samples = args.accuracy_samples.value_or(
@@ -504,6 +572,24 @@ void add_options(CLI::App& app, BenchArguments& args) {
       ->capture_default_str();
   app.add_option("--scaling-fixed-n", args.scaling_fixed_n,
                  "sample count of the K and d sweeps")
+      ->capture_default_str();
+
+  app.add_option("--velocity-path", args.velocity_path,
+                 "auto, direct or matrix: how the CPU backend evaluates "
+                 "velocities")
+      ->capture_default_str();
+  app.add_flag("--crossover", args.crossover,
+               "time the direct and the matrix velocity path on synthetic "
+               "mixtures over --crossover-k x --crossover-d, one schedule, "
+               "N grown until a run takes about --crossover-seconds");
+  app.add_option("--crossover-k", args.crossover_k,
+                 "atom counts of the crossover grid")
+      ->capture_default_str();
+  app.add_option("--crossover-d", args.crossover_d,
+                 "dimensions of the crossover grid")
+      ->capture_default_str();
+  app.add_option("--crossover-seconds", args.crossover_seconds,
+                 "target wall time of each timed run, in seconds")
       ->capture_default_str();
 
   app.add_flag("-q,--quiet", args.quiet, "no progress lines on stderr");

@@ -51,7 +51,7 @@ void FlowTally::add(const SampleCounters& counters, int label) {
 namespace {
 
 bool uses_matrix_path(VelocityPath path, int num_atoms, int dim,
-                      long long min_work) {
+                      int min_dim, long long min_work) {
   switch (path) {
     case VelocityPath::direct:
       return false;
@@ -59,18 +59,20 @@ bool uses_matrix_path(VelocityPath path, int num_atoms, int dim,
       return true;
     case VelocityPath::automatic:
     default:
-      return static_cast<long long>(num_atoms) * dim >= min_work;
+      return dim >= min_dim &&
+             static_cast<long long>(num_atoms) * dim >= min_work;
   }
 }
 
 }  // namespace
 
 bool cpu_uses_matrix_path(VelocityPath path, int num_atoms, int dim) {
-  return uses_matrix_path(path, num_atoms, dim, cpu_matrix_path_min_work);
+  return uses_matrix_path(path, num_atoms, dim, lanes::max_lane_dim + 1,
+                          cpu_matrix_path_min_work);
 }
 
 bool cuda_uses_matrix_path(VelocityPath path, int num_atoms, int dim) {
-  return uses_matrix_path(path, num_atoms, dim, cuda_matrix_path_min_work);
+  return uses_matrix_path(path, num_atoms, dim, 1, cuda_matrix_path_min_work);
 }
 
 namespace {

@@ -319,11 +319,14 @@ TEST(MatrixPath, IdenticalAcrossThreadCounts) {
 
 TEST(MatrixPath, AutomaticChoiceFollowsThreshold) {
   EXPECT_FALSE(cpu_uses_matrix_path(VelocityPath::automatic, 3, 2));
-  EXPECT_TRUE(cpu_uses_matrix_path(VelocityPath::automatic,
-                                   static_cast<int>(cpu_matrix_path_min_work),
-                                   1));
+  EXPECT_FALSE(cpu_uses_matrix_path(VelocityPath::automatic, 10000, 3));
+  EXPECT_FALSE(cpu_uses_matrix_path(VelocityPath::automatic, 1, 4));
+  EXPECT_TRUE(cpu_uses_matrix_path(VelocityPath::automatic, 8, 4));
+  EXPECT_TRUE(cpu_uses_matrix_path(VelocityPath::automatic, 500, 64));
   EXPECT_TRUE(cpu_uses_matrix_path(VelocityPath::matrix, 1, 1));
   EXPECT_FALSE(cpu_uses_matrix_path(VelocityPath::direct, 10000, 1024));
+  EXPECT_FALSE(cuda_uses_matrix_path(VelocityPath::automatic, 10000, 1024));
+  EXPECT_TRUE(cuda_uses_matrix_path(VelocityPath::matrix, 1, 1));
 }
 
 }  // namespace
