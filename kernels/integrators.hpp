@@ -151,15 +151,15 @@ struct Dopri5Tableau {
                      e6 = T(22) / T(525), e7 = T(-1) / T(40);
 };
 
-/// Chooses the first Dormand-Prince step from x, its velocity k1 at t = 0
-/// and one more velocity evaluation (into `k2`, with `stage` as scratch),
-/// after Hairer, Norsett and Wanner, Section II.4. Never exceeds t_end.
-template <class T, class Field, class Vec>
-FMG_HD FMG_INLINE T dopri5_first_step(const Field& field, const Vec& x,
-                                      const Vec& k1, Vec& stage, Vec& k2,
-                                      T t_end, const StepControl<T>& control) {
+/// Returns the trial step h0 of dopri5_first_step from x and its velocity
+/// k1 at t = 0, and stores the scaled norm of k1 in `d1`. Never exceeds
+/// t_end.
+template <class T, class Vec>
+FMG_HD FMG_INLINE T dopri5_trial_step(const Vec& x, const Vec& k1, T t_end,
+                                      const StepControl<T>& control, T& d1) {
   const int d = x.size();
-  T d0 = T(0), d1 = T(0);
+  T d0 = T(0);
+  d1 = T(0);
   for (int j = 0; j < d; ++j) {
     const T scale = control.atol + control.rtol * math::fabs(x[j]);
     d0 += (x[j] / scale) * (x[j] / scale);
@@ -167,10 +167,17 @@ FMG_HD FMG_INLINE T dopri5_first_step(const Field& field, const Vec& x,
   }
   d0 = math::sqrt(d0 / T(d));
   d1 = math::sqrt(d1 / T(d));
-  T h0 = (d0 < T(1e-5) || d1 < T(1e-5)) ? T(1e-6) : T(0.01) * d0 / d1;
-  h0 = math::min(h0, t_end);
-  for (int j = 0; j < d; ++j) stage[j] = x[j] + h0 * k1[j];
-  field(h0, stage, k2);
+  const T h0 = (d0 < T(1e-5) || d1 < T(1e-5)) ? T(1e-6) : T(0.01) * d0 / d1;
+  return math::min(h0, t_end);
+}
+
+/// Returns the first step of dopri5_first_step from the trial step h0, d1
+/// and the velocity k2 at (h0, x + h0 k1).
+template <class T, class Vec>
+FMG_HD FMG_INLINE T dopri5_first_step_from_trial(const Vec& x, const Vec& k1,
+                                                 const Vec& k2, T h0, T d1,
+                                                 const StepControl<T>& control) {
+  const int d = x.size();
   T d2 = T(0);
   for (int j = 0; j < d; ++j) {
     const T scale = control.atol + control.rtol * math::fabs(x[j]);
@@ -183,6 +190,40 @@ FMG_HD FMG_INLINE T dopri5_first_step(const Field& field, const Vec& x,
                           : math::pow(T(0.01) / dmax, T(0.2));
   if (!math::isfinite(h1)) h1 = h0;
   return math::min(T(100) * h0, h1);
+}
+
+/// Chooses the first Dormand-Prince step from x, its velocity k1 at t = 0
+/// and one more velocity evaluation (into `k2`, with `stage` as scratch),
+/// after Hairer, Norsett and Wanner, Section II.4. Never exceeds t_end.
+template <class T, class Field, class Vec>
+FMG_HD FMG_INLINE T dopri5_first_step(const Field& field, const Vec& x,
+                                      const Vec& k1, Vec& stage, Vec& k2,
+                                      T t_end, const StepControl<T>& control) {
+  T d1 = T(0);
+  const T h0 = dopri5_trial_step(x, k1, t_end, control, d1);
+  for (int j = 0; j < x.size(); ++j) stage[j] = x[j] + h0 * k1[j];
+  field(h0, stage, k2);
+  return dopri5_first_step_from_trial(x, k1, k2, h0, d1, control);
+}
+
+/// Returns the factor by which Dormand-Prince scales its step after a
+/// finite error estimate `err`. It is at most max_factor for an accepted
+/// step (1 right after a rejection) and at least min_factor for a rejected
+/// one.
+template <class T>
+FMG_HD FMG_INLINE T dopri5_step_factor(T err, bool accepted,
+                                       bool previous_rejected,
+                                       const StepControl<T>& control) {
+  if (!accepted) {
+    return math::max(control.min_factor,
+                     control.safety * math::pow(err, T(-0.2)));
+  }
+  const T growth_limit = previous_rejected ? T(1) : control.max_factor;
+  return err == T(0)
+             ? growth_limit
+             : math::min(growth_limit,
+                         math::max(control.min_factor,
+                                   control.safety * math::pow(err, T(-0.2))));
 }
 
 /// Integrates dx/dt = field(t, x) from t = 0 to t_end in place with
@@ -300,19 +341,11 @@ FMG_HD FMG_INLINE SampleCounters integrate_dopri5(
       }
       t = t_new;
       counters.accepted += 1;
-      const T growth_limit = previous_rejected ? T(1) : control.max_factor;
-      const T factor =
-          err == T(0)
-              ? growth_limit
-              : math::min(growth_limit,
-                          math::max(control.min_factor,
-                                    control.safety * math::pow(err, T(-0.2))));
-      h *= factor;
+      h *= dopri5_step_factor(err, true, previous_rejected, control);
       previous_rejected = false;
     } else {
       counters.rejected += 1;
-      h *= math::max(control.min_factor,
-                     control.safety * math::pow(err, T(-0.2)));
+      h *= dopri5_step_factor(err, false, previous_rejected, control);
       previous_rejected = true;
     }
   }

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "kernels/philox_normal.hpp"
+#include "kernels/shifted_atoms.hpp"
 #include "kernels/vec.hpp"
 
 namespace fmg::gemm {
@@ -18,36 +19,17 @@ MatrixMixture<T>::MatrixMixture(const HostMixture<T>& mixture)
     : view(mixture.view()) {
   const int num_atoms = mixture.num_atoms();
   const int d = mixture.dim;
-
-  // The centre is summed in double, and mu_k - c is rounded to T once.
-  std::vector<double> sum(static_cast<std::size_t>(d), 0.0);
-  int positive = 0;
+  const ShiftedAtoms<T> shifted = shift_atoms(mixture);
+  center = shifted.center;
+  atoms = Eigen::Map<const RowMatrix<T>>(shifted.atoms.data(), num_atoms, d);
+  half_norms = Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>>(
+      shifted.half_norms.data(), num_atoms);
+  log_weights = Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>>(
+      mixture.log_weights.data(), num_atoms);
   for (int k = 0; k < num_atoms; ++k) {
     if (!(mixture.log_weights[k] > -math::infinity<T>())) {
       zero_weight_atoms.push_back(k);
-      continue;
     }
-    positive += 1;
-    const T* mu = view.atom(k);
-    for (int j = 0; j < d; ++j) sum[j] += static_cast<double>(mu[j]);
-  }
-  std::vector<double> center_exact(static_cast<std::size_t>(d), 0.0);
-  center.assign(static_cast<std::size_t>(d), T(0));
-  for (int j = 0; j < d; ++j) {
-    center_exact[j] = positive > 0 ? sum[j] / positive : 0.0;
-    center[j] = static_cast<T>(center_exact[j]);
-  }
-
-  atoms.resize(num_atoms, d);
-  log_weights.resize(num_atoms);
-  half_norms.resize(num_atoms);
-  for (int k = 0; k < num_atoms; ++k) {
-    const T* mu = view.atom(k);
-    for (int j = 0; j < d; ++j) {
-      atoms(k, j) = static_cast<T>(static_cast<double>(mu[j]) - center_exact[j]);
-    }
-    log_weights(k) = mixture.log_weights[k];
-    half_norms(k) = T(0.5) * atoms.row(k).squaredNorm();
   }
 }
 
@@ -339,47 +321,24 @@ void LockstepBlock<T>::run_dopri5() {
 template <class T>
 void LockstepBlock<T>::choose_first_steps() {
   const StepControl<T>& control = problem_.control;
-  const T t_end = problem_.t_end;
-  const T dim = T(d_);
   std::vector<T> d1_values(rows_);
   for (std::size_t i = 0; i < rows_; ++i) {
-    const T* x = x_.row(static_cast<Eigen::Index>(i)).data();
-    const T* k1 = k1_.row(static_cast<Eigen::Index>(i)).data();
-    T d0 = T(0), d1 = T(0);
-    for (Eigen::Index j = 0; j < d_; ++j) {
-      const T scale = control.atol + control.rtol * math::fabs(x[j]);
-      d0 += (x[j] / scale) * (x[j] / scale);
-      d1 += (k1[j] / scale) * (k1[j] / scale);
-    }
-    d0 = math::sqrt(d0 / dim);
-    d1 = math::sqrt(d1 / dim);
-    T h0 = (d0 < T(1e-5) || d1 < T(1e-5)) ? T(1e-6) : T(0.01) * d0 / d1;
-    h0 = math::min(h0, t_end);
-    T* stage = stage_.row(static_cast<Eigen::Index>(i)).data();
+    const StridedVec<T> x = row_vec(x_, i);
+    const StridedVec<T> k1 = row_vec(k1_, i);
+    StridedVec<T> stage = row_vec(stage_, i);
+    const T h0 = dopri5_trial_step(x, k1, problem_.t_end, control,
+                                   d1_values[i]);
     for (Eigen::Index j = 0; j < d_; ++j) stage[j] = x[j] + h0 * k1[j];
     state_[i].h = h0;
     stage_t_[i] = h0;
-    d1_values[i] = d1;
   }
   evaluate(stage_, k2_);
   for (std::size_t i = 0; i < rows_; ++i) {
-    const T* x = x_.row(static_cast<Eigen::Index>(i)).data();
-    const T* k1 = k1_.row(static_cast<Eigen::Index>(i)).data();
-    const T* k2 = k2_.row(static_cast<Eigen::Index>(i)).data();
-    const T h0 = state_[i].h;
-    T d2 = T(0);
-    for (Eigen::Index j = 0; j < d_; ++j) {
-      const T scale = control.atol + control.rtol * math::fabs(x[j]);
-      const T diff = (k2[j] - k1[j]) / scale;
-      d2 += diff * diff;
-    }
-    d2 = math::sqrt(d2 / dim) / h0;
-    const T dmax = math::max(d1_values[i], d2);
-    T h1 = dmax <= T(1e-15) ? math::max(T(1e-6), h0 * T(1e-3))
-                            : math::pow(T(0.01) / dmax, T(0.2));
-    if (!math::isfinite(h1)) h1 = h0;
-    state_[i].h = math::min(T(100) * h0, h1);
-    state_[i].counters.evaluations += 1;
+    RowState<T>& row = state_[i];
+    row.h = dopri5_first_step_from_trial(row_vec(x_, i), row_vec(k1_, i),
+                                         row_vec(k2_, i), row.h,
+                                         d1_values[i], control);
+    row.counters.evaluations += 1;
   }
 }
 
@@ -509,21 +468,12 @@ void LockstepBlock<T>::attempt_dopri5_steps() {
       k1_.row(r) = k7_.row(r);
       row.t = row.t_new;
       row.counters.accepted += 1;
-      const T growth_limit =
-          row.previous_rejected ? T(1) : control.max_factor;
-      const T factor =
-          err == T(0)
-              ? growth_limit
-              : math::min(growth_limit,
-                          math::max(control.min_factor,
-                                    control.safety * math::pow(err, T(-0.2))));
-      row.h *= factor;
+      row.h *= dopri5_step_factor(err, true, row.previous_rejected, control);
       row.previous_rejected = false;
       if (!(row.t < t_end)) finish(i, SampleStatus::ok);
     } else {
       row.counters.rejected += 1;
-      row.h *= math::max(control.min_factor,
-                         control.safety * math::pow(err, T(-0.2)));
+      row.h *= dopri5_step_factor(err, false, row.previous_rejected, control);
       row.previous_rejected = true;
     }
   }

@@ -44,7 +44,7 @@ template <class T>
 struct MatrixMixture {
   MixtureView<T> view;        ///< The original atoms, for labels and fallbacks.
   RowMatrix<T> atoms;         ///< K x d, mu_k - c.
-  std::vector<T> center;      ///< c, the mean of the atoms of positive weight.
+  std::vector<T> center;      ///< c, as shift_atoms computes it.
   Eigen::Array<T, 1, Eigen::Dynamic> log_weights;  ///< -inf for weight 0.
   Eigen::Array<T, 1, Eigen::Dynamic> half_norms;   ///< |mu_k - c|^2 / 2.
   std::vector<int> zero_weight_atoms;

@@ -18,6 +18,7 @@
 #include "host/errors.hpp"
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/device_buffer.cuh"
+#include "kernels/cuda/gemm_flow.cuh"
 #include "kernels/cuda/launch_config.cuh"
 #include "kernels/nvtx.hpp"
 #include "kernels/philox_normal.hpp"
@@ -400,15 +401,19 @@ class CudaFlowBackend final : public FlowBackend<T> {
 
 template <class T>
 std::unique_ptr<FlowBackend<T>> make_cuda_flow_backend(
-    const HostMixture<T>& mixture, const FlowProblem<T>& problem) {
+    const HostMixture<T>& mixture, const FlowProblem<T>& problem,
+    VelocityPath path) {
   std::string reason;
   if (!cuda_backend_available(&reason)) throw Unavailable(reason);
+  if (cuda_uses_matrix_path(path, mixture.num_atoms(), mixture.dim)) {
+    return gemm::make_cuda_matrix_flow_backend(mixture, problem);
+  }
   return std::make_unique<CudaFlowBackend<T>>(mixture, problem);
 }
 
 template std::unique_ptr<FlowBackend<float>> make_cuda_flow_backend(
-    const HostMixture<float>&, const FlowProblem<float>&);
+    const HostMixture<float>&, const FlowProblem<float>&, VelocityPath);
 template std::unique_ptr<FlowBackend<double>> make_cuda_flow_backend(
-    const HostMixture<double>&, const FlowProblem<double>&);
+    const HostMixture<double>&, const FlowProblem<double>&, VelocityPath);
 
 }  // namespace fmg

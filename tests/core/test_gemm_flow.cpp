@@ -11,68 +11,24 @@
 
 #include "host/driver.hpp"
 #include "host/io/mixture_io.hpp"
+#include "tests/core/velocity_path_support.hpp"
 
 namespace fmg {
 namespace {
 
-template <class Value>
-struct PathRun {
-  std::vector<Value> endpoints;
-  std::vector<std::int32_t> labels;
-  FlowTally tally;
-  std::string path;
-};
+using testing_support::hashed_mixture;
+using testing_support::PathRun;
 
+/// Runs on the CPU backend. The direct path there is the scalar per-sample
+/// code of kernels/integrators.hpp, not the SIMD lane engine, whose own exp
+/// and pow round differently.
 template <class Value>
 PathRun<Value> run_path(const Mixture& mixture, FlowRunOptions options,
                         VelocityPath path,
                         const std::vector<double>* starts = nullptr) {
-  options.velocity_path = path;
-  options.backend = BackendChoice::cpu;
-  options.precision = std::is_same_v<Value, float> ? Precision::float32
-                                                   : Precision::float64;
-  options.progress = false;
-  // The scalar per-sample code of kernels/integrators.hpp, not the SIMD
-  // lane engine, whose own exp and pow round differently.
   options.cpu_simd = false;
-  PathRun<Value> out;
-  FlowRunIo io;
-  io.starts = starts;
-  io.endpoints = [&out](const void* data, std::size_t bytes) {
-    const auto* p = static_cast<const Value*>(data);
-    out.endpoints.insert(out.endpoints.end(), p, p + bytes / sizeof(Value));
-  };
-  io.labels = [&out](const void* data, std::size_t bytes) {
-    const auto* p = static_cast<const std::int32_t*>(data);
-    out.labels.insert(out.labels.end(), p, p + bytes / sizeof(std::int32_t));
-  };
-  const FlowRunResult result = run_flow(mixture, options, io);
-  out.tally = result.tally;
-  out.path = result.velocity_path;
-  return out;
-}
-
-/// Coordinate in [-2, 2) from a fixed hash of (k, j) (splitmix64), so the
-/// mixture is the same on every platform.
-double hashed_coordinate(int k, int j) {
-  std::uint64_t z = (static_cast<std::uint64_t>(k) << 32) ^
-                    static_cast<std::uint64_t>(j) ^ 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return 4.0 * static_cast<double>(z >> 11) * 0x1.0p-53 - 2.0;
-}
-
-Mixture hashed_mixture(int num_atoms, int dim) {
-  Mixture mixture;
-  mixture.dim = dim;
-  for (int k = 0; k < num_atoms; ++k) {
-    for (int j = 0; j < dim; ++j) {
-      mixture.atoms.push_back(hashed_coordinate(k, j));
-    }
-    mixture.weights.push_back(1.0 / num_atoms);
-  }
-  return mixture;
+  return testing_support::run_path<Value>(mixture, options, BackendChoice::cpu,
+                                          path, starts);
 }
 
 Mixture single_atom() {
