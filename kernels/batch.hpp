@@ -63,10 +63,10 @@ struct FlowChunk {
 };
 
 /// How a backend evaluates the velocity. `direct` runs the per-sample
-/// log-sum-exp over the atoms (kernels/mixture.hpp); `matrix` advances a
+/// log-sum-exp over the atoms (kernels/mixture.hpp). `matrix` advances a
 /// block of samples in lockstep and evaluates their velocities with two
-/// matrix products (kernels/cpu/gemm_flow.hpp); `automatic` takes the
-/// matrix path when K * d reaches the backend's threshold.
+/// matrix products (kernels/cpu/gemm_flow.hpp). `automatic` lets the
+/// backend choose from K and d.
 enum class VelocityPath { automatic, direct, matrix };
 
 /// A backend that integrates chunks of samples of one mixture and problem.
