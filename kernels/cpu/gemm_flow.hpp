@@ -76,6 +76,7 @@ class BatchVelocity {
   RowMatrix<T> logits_;    ///< n x K: inner products, then responsibilities.
   RowMatrix<T> means_;     ///< n x d: Gamma (M - c).
   std::vector<ScheduleValues<T>> schedules_;
+  std::vector<Eigen::Index> fallback_rows_;  ///< Rows for velocity().
 };
 
 /// Integrates every sample of `chunk` on the matrix path with `threads`
