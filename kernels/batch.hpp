@@ -124,7 +124,7 @@ std::unique_ptr<FlowBackend<T>> make_cuda_flow_backend(
 /// K * d from which the CPU backend's automatic choice takes the matrix
 /// path in dimension 4 and above. Measured by `fmg_flow_bench --crossover`
 /// on two AMD EPYC cores (bench/RESULTS.md): from d = 4 the matrix path was
-/// 1.2 to 6 times as fast at every K >= 10, and level at K = 1.
+/// 1.3 to 6 times as fast at every K >= 10, and about level at K = 1.
 inline constexpr long long cpu_matrix_path_min_work = 32;
 
 /// K * d from which the CUDA backend's automatic choice takes the matrix
@@ -136,8 +136,9 @@ inline constexpr long long cuda_matrix_path_min_work =
 /// Returns whether the CPU backend takes the matrix path for `path` and a
 /// mixture of K = num_atoms atoms in dimension d = dim: always for
 /// `matrix`, never for `direct`, and for `automatic` when d >= 4 and K * d
-/// is at least cpu_matrix_path_min_work. For d <= 3 the SIMD lane engine
-/// was 2 to 7 times as fast as the matrix path at every measured K.
+/// is at least cpu_matrix_path_min_work. For d <= 2 the SIMD lane engine
+/// was 2 to 6 times as fast as the matrix path at every measured K, and it
+/// also runs d = 3.
 bool cpu_uses_matrix_path(VelocityPath path, int num_atoms, int dim);
 
 /// Likewise for the CUDA backend, with cuda_matrix_path_min_work and no

@@ -174,9 +174,9 @@ FMG_HD FMG_INLINE T dopri5_trial_step(const Vec& x, const Vec& k1, T t_end,
 /// Returns the first step of dopri5_first_step from the trial step h0, d1
 /// and the velocity k2 at (h0, x + h0 k1).
 template <class T, class Vec>
-FMG_HD FMG_INLINE T dopri5_first_step_from_trial(const Vec& x, const Vec& k1,
-                                                 const Vec& k2, T h0, T d1,
-                                                 const StepControl<T>& control) {
+FMG_HD FMG_INLINE T dopri5_first_step_from_trial(
+    const Vec& x, const Vec& k1, const Vec& k2, T h0, T d1,
+    const StepControl<T>& control) {
   const int d = x.size();
   T d2 = T(0);
   for (int j = 0; j < d; ++j) {

@@ -448,7 +448,8 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--velocity-path", args->velocity_path,
                   "direct (each sample sums over the atoms), matrix (blocks "
                   "of samples in lockstep, distances as matrix products) or "
-                  "auto (matrix when K * d reaches the backend's threshold)")
+                  "auto (CPU: matrix when d >= 4 and K * d >= 32; CUDA: "
+                  "direct)")
       ->capture_default_str();
   cmd->add_option("--precision", args->precision, "double or float")
       ->capture_default_str();

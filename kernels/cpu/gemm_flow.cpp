@@ -36,7 +36,8 @@ MatrixMixture<T>::MatrixMixture(const HostMixture<T>& mixture)
 template <class T>
 BatchVelocity<T>::BatchVelocity(const MatrixMixture<T>& mixture,
                                 ScheduleKind schedule, std::size_t capacity)
-    : mixture_(mixture), schedule_(schedule),
+    : mixture_(mixture),
+      schedule_(schedule),
       centered_(static_cast<Eigen::Index>(capacity), mixture.atoms.cols()),
       logits_(static_cast<Eigen::Index>(capacity), mixture.atoms.rows()),
       means_(static_cast<Eigen::Index>(capacity), mixture.atoms.cols()),
@@ -118,16 +119,16 @@ template <class T>
 struct RowState {
   std::size_t sample = 0;  ///< Index in the chunk.
   T t = T(0);
-  T h = T(0);              ///< Dormand-Prince step; the first-step guess h0
-                           ///< while the first step is chosen.
-  T t_new = T(0);          ///< End of the step being attempted.
+  T h = T(0);      ///< Dormand-Prince step; the first-step guess h0
+                   ///< while the first step is chosen.
+  T t_new = T(0);  ///< End of the step being attempted.
   SampleCounters counters;
   bool previous_rejected = false;
   int non_finite_steps = 0;
 };
 
 /// One thread's lockstep integrator. The unfinished samples of the block
-/// occupy rows [0, rows_) of the state matrices; a finished sample writes
+/// occupy rows [0, rows_) of the state matrices. A finished sample writes
 /// its outputs and the last unfinished row moves into its place, so every
 /// matrix product runs on contiguous rows.
 template <class T>
@@ -135,13 +136,17 @@ class LockstepBlock {
  public:
   LockstepBlock(const MatrixMixture<T>& mixture, const FlowProblem<T>& problem,
                 const FlowChunk<T>& chunk, FlowTally& tally)
-      : mixture_(mixture), problem_(problem), chunk_(chunk), tally_(tally),
+      : mixture_(mixture),
+        problem_(problem),
+        chunk_(chunk),
+        tally_(tally),
         velocity_(mixture, problem.schedule, block_rows),
         d_(mixture.atoms.cols()),
-        state_(block_rows), stage_t_(block_rows) {
+        state_(block_rows),
+        stage_t_(block_rows) {
     const auto rows = static_cast<Eigen::Index>(block_rows);
-    for (RowMatrix<T>* m : {&x_, &k1_, &k2_, &k3_, &k4_, &k5_, &k6_, &k7_,
-                            &stage_, &next_}) {
+    for (RowMatrix<T>* m :
+         {&x_, &k1_, &k2_, &k3_, &k4_, &k5_, &k6_, &k7_, &stage_, &next_}) {
       m->resize(rows, d_);
     }
   }
@@ -173,9 +178,9 @@ class LockstepBlock {
       if (chunk_.starts != nullptr) {
         std::copy_n(chunk_.starts + sample * d, d, x.data);
       } else {
-        philox_base_sample(problem_.seed,
-                           chunk_.first_index + static_cast<std::uint64_t>(sample),
-                           x);
+        philox_base_sample(
+            problem_.seed,
+            chunk_.first_index + static_cast<std::uint64_t>(sample), x);
       }
       if (chunk_.base_samples != nullptr) {
         std::copy_n(x.data, d, chunk_.base_samples + sample * d);
@@ -216,7 +221,8 @@ class LockstepBlock {
   bool row_finite(const RowMatrix<T>& m, std::size_t i) const {
     const T* p = m.row(static_cast<Eigen::Index>(i)).data();
     bool finite = true;
-    for (Eigen::Index j = 0; j < d_; ++j) finite = finite && math::isfinite(p[j]);
+    for (Eigen::Index j = 0; j < d_; ++j)
+      finite = finite && math::isfinite(p[j]);
     return finite;
   }
 
@@ -251,17 +257,20 @@ void LockstepBlock<T>::run_fixed() {
     std::fill_n(stage_t_.begin(), rows_, t0);
     evaluate(x_, k1_);
     if (method == Method::euler) {
-      for (std::size_t i = 0; i < rows_; ++i) state_[i].counters.evaluations += 1;
+      for (std::size_t i = 0; i < rows_; ++i)
+        state_[i].counters.evaluations += 1;
       x_.topRows(n) += h * k1_.topRows(n);
     } else if (method == Method::heun) {
-      for (std::size_t i = 0; i < rows_; ++i) state_[i].counters.evaluations += 2;
+      for (std::size_t i = 0; i < rows_; ++i)
+        state_[i].counters.evaluations += 2;
       stage_.topRows(n) = x_.topRows(n) + h * k1_.topRows(n);
       std::fill_n(stage_t_.begin(), rows_, t1);
       evaluate(stage_, k2_);
       const T half_h = T(0.5) * h;
       x_.topRows(n) += half_h * (k1_.topRows(n) + k2_.topRows(n));
     } else {
-      for (std::size_t i = 0; i < rows_; ++i) state_[i].counters.evaluations += 4;
+      for (std::size_t i = 0; i < rows_; ++i)
+        state_[i].counters.evaluations += 4;
       const T half_h = T(0.5) * h;
       const T t_mid = math::min(t0 + half_h, t1);
       stage_.topRows(n) = x_.topRows(n) + half_h * k1_.topRows(n);
@@ -273,9 +282,8 @@ void LockstepBlock<T>::run_fixed() {
       std::fill_n(stage_t_.begin(), rows_, t1);
       evaluate(stage_, k4_);
       const T sixth_h = h / T(6);
-      x_.topRows(n) +=
-          sixth_h * (k1_.topRows(n) + T(2) * k2_.topRows(n) +
-                     T(2) * k3_.topRows(n) + k4_.topRows(n));
+      x_.topRows(n) += sixth_h * (k1_.topRows(n) + T(2) * k2_.topRows(n) +
+                                  T(2) * k3_.topRows(n) + k4_.topRows(n));
     }
     for (std::size_t i = rows_; i-- > 0;) {
       if (!row_finite(x_, i)) {
@@ -300,7 +308,8 @@ void LockstepBlock<T>::run_dopri5() {
   }
 
   if (problem_.control.initial_step > T(0)) {
-    for (std::size_t i = 0; i < rows_; ++i) state_[i].h = problem_.control.initial_step;
+    for (std::size_t i = 0; i < rows_; ++i)
+      state_[i].h = problem_.control.initial_step;
   } else {
     choose_first_steps();
   }
@@ -327,8 +336,8 @@ void LockstepBlock<T>::choose_first_steps() {
     const StridedVec<T> x = row_vec(x_, i);
     const StridedVec<T> k1 = row_vec(k1_, i);
     StridedVec<T> stage = row_vec(stage_, i);
-    const T h0 = dopri5_trial_step(x, k1, problem_.t_end, control,
-                                   d1_values[i]);
+    const T h0 =
+        dopri5_trial_step(x, k1, problem_.t_end, control, d1_values[i]);
     for (Eigen::Index j = 0; j < d_; ++j) stage[j] = x[j] + h0 * k1[j];
     state_[i].h = h0;
     stage_t_[i] = h0;
@@ -337,8 +346,8 @@ void LockstepBlock<T>::choose_first_steps() {
   for (std::size_t i = 0; i < rows_; ++i) {
     RowState<T>& row = state_[i];
     row.h = dopri5_first_step_from_trial(row_vec(x_, i), row_vec(k1_, i),
-                                         row_vec(k2_, i), row.h,
-                                         d1_values[i], control);
+                                         row_vec(k2_, i), row.h, d1_values[i],
+                                         control);
     row.counters.evaluations += 1;
   }
 }
@@ -348,13 +357,6 @@ void LockstepBlock<T>::choose_first_steps() {
 template <class T>
 void LockstepBlock<T>::attempt_dopri5_steps() {
   using Tab = Dopri5Tableau<T>;
-  const T a21 = Tab::a21, a31 = Tab::a31, a32 = Tab::a32, a41 = Tab::a41,
-          a42 = Tab::a42, a43 = Tab::a43, a51 = Tab::a51, a52 = Tab::a52,
-          a53 = Tab::a53, a54 = Tab::a54, a61 = Tab::a61, a62 = Tab::a62,
-          a63 = Tab::a63, a64 = Tab::a64, a65 = Tab::a65;
-  const T b1 = Tab::b1, b3 = Tab::b3, b4 = Tab::b4, b5 = Tab::b5, b6 = Tab::b6;
-  const T e1 = Tab::e1, e3 = Tab::e3, e4 = Tab::e4, e5 = Tab::e5, e6 = Tab::e6,
-          e7 = Tab::e7;
   const StepControl<T>& control = problem_.control;
   const T t_end = problem_.t_end;
 
@@ -390,34 +392,35 @@ void LockstepBlock<T>::attempt_dopri5_steps() {
 
   stage(dopri5::c2<T>(), k2_, [&](T h, const T* x, T* s, Eigen::Index r) {
     const T* k1 = k(k1_, r);
-    for (Eigen::Index j = 0; j < d; ++j) s[j] = x[j] + h * (a21 * k1[j]);
+    for (Eigen::Index j = 0; j < d; ++j) s[j] = x[j] + h * (Tab::a21 * k1[j]);
   });
   stage(dopri5::c3<T>(), k3_, [&](T h, const T* x, T* s, Eigen::Index r) {
     const T *k1 = k(k1_, r), *k2 = k(k2_, r);
     for (Eigen::Index j = 0; j < d; ++j) {
-      s[j] = x[j] + h * (a31 * k1[j] + a32 * k2[j]);
+      s[j] = x[j] + h * (Tab::a31 * k1[j] + Tab::a32 * k2[j]);
     }
   });
   stage(dopri5::c4<T>(), k4_, [&](T h, const T* x, T* s, Eigen::Index r) {
     const T *k1 = k(k1_, r), *k2 = k(k2_, r), *k3 = k(k3_, r);
     for (Eigen::Index j = 0; j < d; ++j) {
-      s[j] = x[j] + h * (a41 * k1[j] + a42 * k2[j] + a43 * k3[j]);
+      s[j] =
+          x[j] + h * (Tab::a41 * k1[j] + Tab::a42 * k2[j] + Tab::a43 * k3[j]);
     }
   });
   stage(dopri5::c5<T>(), k5_, [&](T h, const T* x, T* s, Eigen::Index r) {
-    const T *k1 = k(k1_, r), *k2 = k(k2_, r), *k3 = k(k3_, r),
-            *k4 = k(k4_, r);
+    const T *k1 = k(k1_, r), *k2 = k(k2_, r), *k3 = k(k3_, r), *k4 = k(k4_, r);
     for (Eigen::Index j = 0; j < d; ++j) {
-      s[j] = x[j] + h * (a51 * k1[j] + a52 * k2[j] + a53 * k3[j] +
-                         a54 * k4[j]);
+      s[j] = x[j] + h * (Tab::a51 * k1[j] + Tab::a52 * k2[j] +
+                         Tab::a53 * k3[j] + Tab::a54 * k4[j]);
     }
   });
   stage(T(1), k6_, [&](T h, const T* x, T* s, Eigen::Index r) {
-    const T *k1 = k(k1_, r), *k2 = k(k2_, r), *k3 = k(k3_, r),
-            *k4 = k(k4_, r), *k5 = k(k5_, r);
+    const T *k1 = k(k1_, r), *k2 = k(k2_, r), *k3 = k(k3_, r), *k4 = k(k4_, r),
+            *k5 = k(k5_, r);
     for (Eigen::Index j = 0; j < d; ++j) {
-      s[j] = x[j] + h * (a61 * k1[j] + a62 * k2[j] + a63 * k3[j] +
-                         a64 * k4[j] + a65 * k5[j]);
+      s[j] =
+          x[j] + h * (Tab::a61 * k1[j] + Tab::a62 * k2[j] + Tab::a63 * k3[j] +
+                      Tab::a64 * k4[j] + Tab::a65 * k5[j]);
     }
   });
   for (std::size_t i = 0; i < rows_; ++i) {
@@ -427,8 +430,9 @@ void LockstepBlock<T>::attempt_dopri5_steps() {
             *k5 = k(k5_, r), *k6 = k(k6_, r);
     T* next = next_.row(r).data();
     for (Eigen::Index j = 0; j < d; ++j) {
-      next[j] = x[j] + h * (b1 * k1[j] + b3 * k3[j] + b4 * k4[j] +
-                            b5 * k5[j] + b6 * k6[j]);
+      next[j] =
+          x[j] + h * (Tab::b1 * k1[j] + Tab::b3 * k3[j] + Tab::b4 * k4[j] +
+                      Tab::b5 * k5[j] + Tab::b6 * k6[j]);
     }
     stage_t_[i] = state_[i].t_new;
   }
@@ -440,15 +444,15 @@ void LockstepBlock<T>::attempt_dopri5_steps() {
     row.counters.evaluations += 6;
     const T h = row.h;
     const T *x = k(x_, r), *next = k(next_, r), *k1 = k(k1_, r),
-            *k3 = k(k3_, r), *k4 = k(k4_, r), *k5 = k(k5_, r),
-            *k6 = k(k6_, r), *k7 = k(k7_, r);
+            *k3 = k(k3_, r), *k4 = k(k4_, r), *k5 = k(k5_, r), *k6 = k(k6_, r),
+            *k7 = k(k7_, r);
     T err = T(0);
     for (Eigen::Index j = 0; j < d; ++j) {
-      const T local = h * (e1 * k1[j] + e3 * k3[j] + e4 * k4[j] +
-                           e5 * k5[j] + e6 * k6[j] + e7 * k7[j]);
-      const T scale = control.atol +
-                      control.rtol * math::max(math::fabs(x[j]),
-                                               math::fabs(next[j]));
+      const T local = h * (Tab::e1 * k1[j] + Tab::e3 * k3[j] + Tab::e4 * k4[j] +
+                           Tab::e5 * k5[j] + Tab::e6 * k6[j] + Tab::e7 * k7[j]);
+      const T scale =
+          control.atol +
+          control.rtol * math::max(math::fabs(x[j]), math::fabs(next[j]));
       err += (local / scale) * (local / scale);
     }
     err = math::sqrt(err / T(d));
@@ -489,8 +493,8 @@ void run_matrix_chunk(const MatrixMixture<T>& mixture,
   if (chunk.count == 0) return;
   const auto blocks =
       static_cast<std::ptrdiff_t>((chunk.count + block_rows - 1) / block_rows);
-  const int team = static_cast<int>(
-      std::min<std::ptrdiff_t>(std::max(threads, 1), blocks));
+  const int team =
+      static_cast<int>(std::min<std::ptrdiff_t>(std::max(threads, 1), blocks));
 
 #pragma omp parallel num_threads(team)
   {

@@ -42,9 +42,9 @@ using RowMatrix =
 /// A mixture prepared for the matrix path, in precision T.
 template <class T>
 struct MatrixMixture {
-  MixtureView<T> view;        ///< The original atoms, for labels and fallbacks.
-  RowMatrix<T> atoms;         ///< K x d, mu_k - c.
-  std::vector<T> center;      ///< c, as shift_atoms computes it.
+  MixtureView<T> view;    ///< The original atoms, for labels and fallbacks.
+  RowMatrix<T> atoms;     ///< K x d, mu_k - c.
+  std::vector<T> center;  ///< c, as shift_atoms computes it.
   Eigen::Array<T, 1, Eigen::Dynamic> log_weights;  ///< -inf for weight 0.
   Eigen::Array<T, 1, Eigen::Dynamic> half_norms;   ///< |mu_k - c|^2 / 2.
   std::vector<int> zero_weight_atoms;
@@ -62,7 +62,7 @@ class BatchVelocity {
                 std::size_t capacity);
 
   /// Writes v(x_i, t_i) into row i of `v` for the first `rows` rows of `x`
-  /// (both capacity x d, row-major); t holds `rows` times in [0, 1). A row
+  /// (both capacity x d, row-major) at the `rows` times t in [0, 1). A row
   /// whose logits or normaliser are not finite (a non-finite state, or an
   /// overflow) is recomputed by the per-sample velocity(), so non-finite
   /// states behave as on the direct path.
@@ -83,9 +83,9 @@ class BatchVelocity {
 /// OpenMP threads, blocks of block_rows samples per thread, and adds the
 /// reductions to `tally`. Base samples come from the same Philox stream as
 /// the direct path, and every sample keeps its own Dormand-Prince step and
-/// controller, so endpoints agree with the direct path to rounding and
-/// labels, statuses and counters agree except where rounding flips a
-/// decision (a step accepted on one path and rejected on the other).
+/// controller. So endpoints agree with the direct path to rounding, and
+/// labels, statuses and counters agree unless rounding flips a decision (a
+/// step accepted on one path and rejected on the other).
 template <class T>
 void run_matrix_chunk(const MatrixMixture<T>& mixture,
                       const FlowProblem<T>& problem, const FlowChunk<T>& chunk,

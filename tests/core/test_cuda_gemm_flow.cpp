@@ -20,7 +20,6 @@ using testing_support::hashed_mixture;
 using testing_support::PathRun;
 using testing_support::run_path;
 
-
 class CudaMatrixPath : public testing::Test {
  protected:
   void SetUp() override {
@@ -30,7 +29,8 @@ class CudaMatrixPath : public testing::Test {
 };
 
 template <class Value>
-double max_difference(const std::vector<Value>& a, const std::vector<Value>& b) {
+double max_difference(const std::vector<Value>& a,
+                      const std::vector<Value>& b) {
   double worst = 0.0;
   for (std::size_t i = 0; i < a.size(); ++i) {
     worst = std::max(worst, std::fabs(static_cast<double>(a[i]) -
