@@ -322,7 +322,7 @@ constexpr StreamRangeNames stream_range_names[] = {
 static_assert(std::size(stream_range_names) == launch::flow_stream_count,
               "every stream needs its NVTX range names");
 
-void free_pinned(void* memory) { cudaFreeHost(memory); }
+void free_pinned(void* memory) { detail::PinnedHostMemory::release(memory); }
 
 template <class T>
 class CudaFlowBackend final : public FlowBackend<T> {
