@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <deque>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -66,6 +68,64 @@ class ProgressReporter {
   bool printed_ = false;
 };
 
+/// Host array of `count` values of U in memory from FlowBackend::allocate_host.
+template <class U>
+class HostArray {
+ public:
+  HostArray() = default;
+  template <class T>
+  HostArray(FlowBackend<T>& backend, std::size_t count)
+      : memory_(backend.allocate_host(count * sizeof(U))) {}
+
+  U* data() const { return static_cast<U*>(memory_.get()); }
+
+ private:
+  HostAllocation memory_{nullptr, std::free};
+};
+
+/// Host arrays of one chunk in flight. Only the arrays that the run
+/// requests are allocated.
+template <class T>
+struct ChunkSlot {
+  HostArray<T> starts, base, endpoints;
+  HostArray<std::int32_t> labels;
+};
+
+/// A chunk submitted to the backend and not yet finished.
+struct ChunkInFlight {
+  std::uint64_t first = 0;
+  std::size_t count = 0;
+  std::size_t slot = 0;
+};
+
+/// Finishes the chunks still in flight when the run stops early because of
+/// an exception, so the backend no longer writes into the slots' buffers
+/// when they are freed. Errors while finishing are dropped, because the
+/// exception that stopped the run is the one to report.
+template <class T>
+class DrainOnExit {
+ public:
+  DrainOnExit(FlowBackend<T>& backend, std::deque<ChunkInFlight>& in_flight,
+              int num_atoms)
+      : backend_(backend), in_flight_(in_flight), num_atoms_(num_atoms) {}
+  DrainOnExit(const DrainOnExit&) = delete;
+  DrainOnExit& operator=(const DrainOnExit&) = delete;
+  ~DrainOnExit() {
+    FlowTally discarded(num_atoms_);
+    for (; !in_flight_.empty(); in_flight_.pop_front()) {
+      try {
+        backend_.finish_chunk(discarded);
+      } catch (...) {
+      }
+    }
+  }
+
+ private:
+  FlowBackend<T>& backend_;
+  std::deque<ChunkInFlight>& in_flight_;
+  int num_atoms_;
+};
+
 template <class T>
 FlowRunResult run_flow_typed(const Mixture& mixture,
                              const FlowRunOptions& options,
@@ -78,33 +138,74 @@ FlowRunResult run_flow_typed(const Mixture& mixture,
           ? make_cuda_flow_backend(host, problem, options.velocity_path)
           : make_cpu_flow_backend(host, problem, options.threads,
                                   options.cpu_simd, options.velocity_path);
+  return run_flow_on(*runner, mixture, options, io);
+}
 
+}  // namespace
+
+template <class T>
+FlowRunResult run_flow_on(FlowBackend<T>& runner, const Mixture& mixture,
+                          const FlowRunOptions& options, const FlowRunIo& io) {
   const int d = mixture.dim;
-  // Host arrays hold chunk x d values each. In high dimension a cap of 2^26
-  // values (512 MiB in double) overrides a larger --chunk-size.
+  const std::size_t depth =
+      std::max<std::size_t>(1, runner.max_chunks_in_flight());
+  // Host arrays hold chunk x d values each, in one set per chunk in flight.
+  // In high dimension a cap of 2^26 values per array over all sets (512 MiB
+  // in double) overrides a larger --chunk-size.
   constexpr std::uint64_t max_chunk_values = std::uint64_t{1} << 26;
-  const std::uint64_t chunk_cap =
-      std::max<std::uint64_t>(1, max_chunk_values / static_cast<std::uint64_t>(d));
+  const std::uint64_t chunk_cap = std::max<std::uint64_t>(
+      1, max_chunk_values / static_cast<std::uint64_t>(d) / depth);
   const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(
       {options.chunk_size, options.num_samples, chunk_cap}));
-  std::vector<T> starts, base, endpoints;
-  std::vector<std::int32_t> labels;
-  if (io.starts != nullptr) starts.resize(chunk * d);
-  if (io.base_samples) base.resize(chunk * d);
-  if (io.endpoints) endpoints.resize(chunk * d);
-  if (io.labels) labels.resize(chunk);
+  const std::size_t chunk_values = chunk * static_cast<std::size_t>(d);
+  std::vector<ChunkSlot<T>> slots(depth);
+  for (ChunkSlot<T>& slot : slots) {
+    if (io.starts != nullptr) slot.starts = HostArray<T>(runner, chunk_values);
+    if (io.base_samples) slot.base = HostArray<T>(runner, chunk_values);
+    if (io.endpoints) slot.endpoints = HostArray<T>(runner, chunk_values);
+    if (io.labels) slot.labels = HostArray<std::int32_t>(runner, chunk);
+  }
 
   FlowRunResult result;
   result.tally = FlowTally(mixture.num_atoms());
-  result.backend = runner->name();
-  result.device = runner->device();
-  result.velocity_path = runner->velocity_path();
+  result.backend = runner.name();
+  result.device = runner.device();
+  result.velocity_path = runner.velocity_path();
   ProgressReporter progress(options.progress,
                             std::string(schedule_name(options.schedule)),
                             options.num_samples);
 
+  // Writes the outputs of the oldest chunk in flight while the backend may
+  // still integrate the chunks submitted after it.
+  std::deque<ChunkInFlight> in_flight;
+  const DrainOnExit<T> drain(runner, in_flight, mixture.num_atoms());
+  const auto finish_oldest = [&] {
+    const ChunkInFlight done = in_flight.front();
+    {
+      const NvtxRange finish_range("fmg::finish chunk");
+      runner.finish_chunk(result.tally);
+    }
+    in_flight.pop_front();
+
+    const NvtxRange write_range("fmg::write chunk outputs");
+    const ChunkSlot<T>& slot = slots[done.slot];
+    const std::size_t values = done.count * static_cast<std::size_t>(d);
+    if (io.base_samples) io.base_samples(slot.base.data(), values * sizeof(T));
+    if (io.endpoints) io.endpoints(slot.endpoints.data(), values * sizeof(T));
+    if (io.labels) {
+      io.labels(slot.labels.data(), done.count * sizeof(std::int32_t));
+    }
+    progress.update(done.first + done.count);
+  };
+
   const auto start = std::chrono::steady_clock::now();
+  std::size_t next_slot = 0;
   for (std::uint64_t first = 0; first < options.num_samples; first += chunk) {
+    // The slot last held the chunk submitted `depth` chunks ago, which is
+    // finished once fewer than `depth` chunks are in flight.
+    if (in_flight.size() == depth) finish_oldest();
+    const ChunkSlot<T>& slot = slots[next_slot];
+
     FlowChunk<T> work;
     work.first_index = first;
     work.count = static_cast<std::size_t>(
@@ -112,33 +213,35 @@ FlowRunResult run_flow_typed(const Mixture& mixture,
     const std::size_t values = work.count * static_cast<std::size_t>(d);
     if (io.starts != nullptr) {
       const double* source = io.starts->data() + first * d;
-      std::copy(source, source + values, starts.begin());
-      work.starts = starts.data();
+      std::copy(source, source + values, slot.starts.data());
+      work.starts = slot.starts.data();
     }
-    if (io.base_samples) work.base_samples = base.data();
-    if (io.endpoints) work.endpoints = endpoints.data();
-    if (io.labels) work.labels = labels.data();
+    work.base_samples = slot.base.data();
+    work.endpoints = slot.endpoints.data();
+    work.labels = slot.labels.data();
 
+    // Recorded first, so that a chunk whose submission fails part-way is
+    // still drained before its buffers are freed.
+    in_flight.push_back({first, work.count, next_slot});
     {
-      const NvtxRange chunk_range("fmg::flow chunk");
-      runner->run_chunk(work, result.tally);
+      const NvtxRange submit_range("fmg::submit chunk");
+      runner.submit_chunk(work);
     }
-    const NvtxRange write_range("fmg::write chunk outputs");
-
-    if (io.base_samples) io.base_samples(base.data(), values * sizeof(T));
-    if (io.endpoints) io.endpoints(endpoints.data(), values * sizeof(T));
-    if (io.labels) {
-      io.labels(labels.data(), work.count * sizeof(std::int32_t));
-    }
-    progress.update(first + work.count);
+    next_slot = (next_slot + 1) % depth;
   }
+  while (!in_flight.empty()) finish_oldest();
+
   result.wall_seconds = std::chrono::duration<double>(
                             std::chrono::steady_clock::now() - start)
                             .count();
   return result;
 }
 
-}  // namespace
+template FlowRunResult run_flow_on(FlowBackend<float>&, const Mixture&,
+                                   const FlowRunOptions&, const FlowRunIo&);
+template FlowRunResult run_flow_on(FlowBackend<double>&, const Mixture&,
+                                   const FlowRunOptions&, const FlowRunIo&);
+
 
 template <class T>
 HostMixture<T> make_host_mixture(const Mixture& mixture) {

@@ -84,6 +84,16 @@ BackendChoice resolve_backend(BackendChoice choice);
 FlowRunResult run_flow(const Mixture& mixture, const FlowRunOptions& options,
                        const FlowRunIo& io = {});
 
+/// Integrates the samples of a run on `runner`, a backend built for
+/// `mixture` and `options`, which run_flow validates before it calls this.
+/// Up to runner.max_chunks_in_flight() chunks are in flight at once, in
+/// host buffers from runner.allocate_host(), and each chunk's outputs go to
+/// the sinks of `io` once the backend finishes it, in sample order.
+template <class T>
+FlowRunResult run_flow_on(FlowBackend<T>& runner, const Mixture& mixture,
+                          const FlowRunOptions& options,
+                          const FlowRunIo& io = {});
+
 /// Trajectories of the first `count` samples on `points` equally spaced
 /// times from 0 to t_end, computed on the CPU with the same per-sample code.
 struct Trajectories {

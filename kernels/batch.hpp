@@ -10,8 +10,12 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <deque>
 #include <limits>
 #include <memory>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,7 +27,9 @@ namespace fmg {
 /// with step_histogram_bins - 1 or more accepted steps.
 inline constexpr int step_histogram_bins = 4096;
 
-/// Reductions over the samples of one or more chunks.
+/// Reductions over the samples of one or more chunks. The sums cannot
+/// overflow for 10^12 samples unless a sample averages more than 1.8e7
+/// velocity evaluations.
 struct FlowTally {
   std::vector<std::uint64_t> label_counts;   ///< Per atom, status ok only.
   std::array<std::uint64_t, 3> status_counts{};  ///< Indexed by SampleStatus.
@@ -69,14 +75,28 @@ struct FlowChunk {
 /// backend choose from K and d.
 enum class VelocityPath { automatic, direct, matrix };
 
+/// Host memory released by the function that matches how it was allocated
+/// (std::free, or cudaFreeHost for pinned memory).
+using HostAllocation = std::unique_ptr<void, void (*)(void*)>;
+
 /// A backend that integrates chunks of samples of one mixture and problem.
+///
+/// Chunks run either one at a time through run_chunk, or pipelined: up to
+/// max_chunks_in_flight() chunks started with submit_chunk, each completed
+/// in submission order by finish_chunk. The default pipeline runs a
+/// submitted chunk inside finish_chunk. The CUDA backend overrides it, so
+/// that one chunk integrates while the previous chunk's outputs are copied
+/// back.
 template <class T>
 class FlowBackend {
  public:
+  /// Drops the chunks still in flight: they reach no tally and their
+  /// outputs may be incomplete, but the backend no longer writes to their
+  /// buffers once the destructor returns.
   virtual ~FlowBackend() = default;
 
   /// Integrates every sample of `chunk` and adds its reductions to `tally`.
-  /// An empty chunk does nothing.
+  /// An empty chunk does nothing. No chunk may be in flight.
   virtual void run_chunk(const FlowChunk<T>& chunk, FlowTally& tally) = 0;
 
   /// "cpu" or "cuda".
@@ -87,6 +107,49 @@ class FlowBackend {
 
   /// The velocity path that runs: "direct" or "matrix".
   virtual std::string velocity_path() const { return "direct"; }
+
+  /// Maximum number of chunks submitted and not yet finished.
+  virtual std::size_t max_chunks_in_flight() const { return 1; }
+
+  /// Starts `chunk` and may return before its work is done. Until the
+  /// finish_chunk call that completes it, the backend may read
+  /// chunk.starts and write the chunk's outputs, so the caller must keep
+  /// those buffers alive and leave them untouched. Throws std::logic_error
+  /// when max_chunks_in_flight() chunks are already in flight.
+  virtual void submit_chunk(const FlowChunk<T>& chunk) {
+    if (pending_.size() >= max_chunks_in_flight()) {
+      throw std::logic_error("submit_chunk: " +
+                             std::to_string(pending_.size()) +
+                             " chunks are already in flight");
+    }
+    pending_.push_back(chunk);
+  }
+
+  /// Completes the oldest chunk in flight: waits until its outputs are
+  /// written and adds its reductions to `tally`. Throws std::logic_error
+  /// when no chunk is in flight.
+  virtual void finish_chunk(FlowTally& tally) {
+    if (pending_.empty()) {
+      throw std::logic_error("finish_chunk: no chunk is in flight");
+    }
+    const FlowChunk<T> chunk = pending_.front();
+    pending_.pop_front();
+    run_chunk(chunk, tally);
+  }
+
+  /// Allocates `bytes` of host memory for chunk inputs and outputs; the
+  /// CUDA backend returns pinned memory, which its copies need to run
+  /// asynchronously. Throws std::bad_alloc when no memory is left.
+  virtual HostAllocation allocate_host(std::size_t bytes) {
+    HostAllocation memory(nullptr, std::free);
+    if (bytes == 0) return memory;
+    memory.reset(std::malloc(bytes));
+    if (memory == nullptr) throw std::bad_alloc();
+    return memory;
+  }
+
+ private:
+  std::deque<FlowChunk<T>> pending_;
 };
 
 /// Mixture data in precision T, owned by the host.

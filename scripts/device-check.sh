@@ -7,9 +7,10 @@
 #                                      # root with device-bin/ carried along
 #
 # "run" executes the CUDA tests (flow backend against the CPU, Monte Carlo
-# cell masses), the flow benchmark on the CUDA backend and the OT solve on
-# the Monte Carlo CUDA route, and writes logs and JSON records to OUT. Each
-# step has its own time limit, so one slow step cannot use up the lease.
+# cell masses), the flow benchmark on the CUDA backend, a sweep of the flow
+# kernel's block size (FMG_CUDA_BLOCK_SIZE) and the OT solve on the Monte
+# Carlo CUDA route, and writes logs and JSON records to OUT. Each step has
+# its own time limit, so one slow step cannot use up the lease.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,11 @@ run() {
     --n 1e7,1e8 --method rk4 --steps 64 --out "$out/flow_rk4_float.jsonl"
   step flow_scaling 150 device-bin/fmg_flow_bench --backend cuda --quiet --scaling \
     --scaling-n 1e4,1e6,1e8 --scaling-fixed-n 1e6 --out "$out/flow_scaling.jsonl"
+  for block in 64 128 192 256 512; do
+    step "flow_block_$block" 15 env FMG_CUDA_BLOCK_SIZE=$block device-bin/fmg_flow_bench \
+      --backend cuda --quiet --n 1e7 --method dopri5 --rtol 1e-8 --atol 1e-10 \
+      --accuracy-samples 100 --out "$out/flow_block_$block.jsonl"
+  done
   step ot_monte_carlo 90 device-bin/fmg ot --route mc-cuda --samples 1e9 --quiet \
     --summary "$out/ot_mc_cuda.json"
 }

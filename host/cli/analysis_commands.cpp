@@ -164,7 +164,6 @@ void add_density_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--times", args->times,
                   "Times in [0, 1): a list (0.1,0.5) or START:STOP:COUNT")
-      ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--x-range", args->x_range, "Grid range MIN,MAX along x")
       ->capture_default_str();
@@ -199,7 +198,6 @@ void add_crosscheck_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--times", args->times,
                   "Times in (0, 1): a list or START:STOP:COUNT")
-      ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--summary", args->summary_path,
                   "Write the JSON curves to this file instead of stdout");

@@ -67,7 +67,26 @@ double parse_real(const std::string& text, const std::string& option) {
   return value;
 }
 
-std::vector<double> parse_times(const std::vector<std::string>& items) {
+std::vector<double> parse_times(const std::vector<std::string>& arguments) {
+  // Split comma lists here, not in the option parser, which would drop
+  // empty items such as the middle one of "0.5,,0.6" without a word.
+  std::vector<std::string> items;
+  for (const std::string& argument : arguments) {
+    std::size_t begin = 0;
+    for (;;) {
+      const std::size_t comma = argument.find(',', begin);
+      const std::string item = argument.substr(begin, comma == std::string::npos
+                                                          ? std::string::npos
+                                                          : comma - begin);
+      if (item.empty()) {
+        throw InvalidArgument("invalid --times '" + argument +
+                              "': it has an empty item; separate times with single commas");
+      }
+      items.push_back(item);
+      if (comma == std::string::npos) break;
+      begin = comma + 1;
+    }
+  }
   std::vector<double> times;
   for (const std::string& item : items) {
     const std::size_t colon = item.find(':');

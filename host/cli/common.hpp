@@ -38,10 +38,10 @@ std::uint64_t parse_seed(const std::string& text, const std::string& option);
 /// the text is not a number.
 double parse_real(const std::string& text, const std::string& option);
 
-/// Parses times given as a list of numbers or as START:STOP:COUNT (COUNT
-/// equally spaced times, both ends included). Every time must lie in
-/// [0, 1), where the velocity is defined.
-std::vector<double> parse_times(const std::vector<std::string>& items);
+/// Parses times given as numbers, comma lists of numbers or START:STOP:COUNT
+/// (COUNT equally spaced times, both ends included). Every time must lie in
+/// [0, 1), where the velocity is defined, and an empty list item is an error.
+std::vector<double> parse_times(const std::vector<std::string>& arguments);
 
 /// The mixture of `path`, or the built-in example when `path` is empty.
 Mixture load_mixture(const std::string& path);

@@ -175,8 +175,7 @@ void add_field_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--points", args->points_path,
                   "Points as an (n, d) float64 or float32 .npy file");
-  cmd->add_option("--times", args->times, "Times in [0, 1): a list (0.1,0.9) or START:STOP:COUNT")
-      ->delimiter(',');
+  cmd->add_option("--times", args->times, "Times in [0, 1): a list (0.1,0.9) or START:STOP:COUNT");
   cmd->add_option("--precision", args->precision, "double or float")
       ->capture_default_str();
   cmd->add_option("--json", args->json_path,

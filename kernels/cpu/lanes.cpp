@@ -2,6 +2,10 @@
 // features.
 #include "kernels/cpu/lanes.hpp"
 
+#include <algorithm>
+
+#include "host/errors.hpp"
+
 namespace fmg::lanes {
 
 namespace avx512 {
@@ -53,6 +57,42 @@ void dispatch(const LaneJob<T>& job, FlowTally& tally) {
 
 void run_lanes(const LaneJob<float>& job, FlowTally& tally) { dispatch(job, tally); }
 void run_lanes(const LaneJob<double>& job, FlowTally& tally) { dispatch(job, tally); }
+
+std::vector<std::string> supported_lane_instruction_sets() {
+  std::vector<std::string> names{"baseline"};
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) names.push_back("avx2");
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl")) {
+    names.push_back("avx512");
+  }
+#endif
+  return names;
+}
+
+template <class T>
+void run_on(const std::string& name, const LaneJob<T>& job, FlowTally& tally) {
+  const auto supported = supported_lane_instruction_sets();
+  if (std::find(supported.begin(), supported.end(), name) == supported.end()) {
+    throw InvalidArgument("lane instruction set '" + name +
+                          "' is not supported by this processor");
+  }
+  if (name == "avx512") {
+    avx512::run(job, tally);
+  } else if (name == "avx2") {
+    avx2::run(job, tally);
+  } else {
+    baseline::run(job, tally);
+  }
+}
+
+void run_lanes_on(const std::string& name, const LaneJob<float>& job, FlowTally& tally) {
+  run_on(name, job, tally);
+}
+void run_lanes_on(const std::string& name, const LaneJob<double>& job, FlowTally& tally) {
+  run_on(name, job, tally);
+}
 
 const char* lane_instruction_set() {
   switch (instruction_set()) {

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
+#include <vector>
 
 #include "kernels/batch.hpp"
 
@@ -37,5 +39,15 @@ void run_lanes(const LaneJob<double>& job, FlowTally& tally);
 /// The instruction set the lane engine uses on this processor: "avx512",
 /// "avx2" or "baseline".
 const char* lane_instruction_set();
+
+/// Every instruction set this processor can run the lane engine with,
+/// "baseline" first.
+std::vector<std::string> supported_lane_instruction_sets();
+
+/// run_lanes with the instruction set named, one of
+/// supported_lane_instruction_sets(); throws InvalidArgument otherwise. For
+/// checking that results do not depend on the instruction set.
+void run_lanes_on(const std::string& name, const LaneJob<float>& job, FlowTally& tally);
+void run_lanes_on(const std::string& name, const LaneJob<double>& job, FlowTally& tally);
 
 }  // namespace fmg::lanes

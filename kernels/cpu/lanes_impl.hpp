@@ -176,6 +176,119 @@ inline void velocity_lanes(const MixtureView<T>& mix, ScheduleKind kind,
   }
 }
 
+/// a, b, a', b' of one lane at time t, from s = 1 - t as the scalar
+/// schedules; written for the body of a vectorised lane loop.
+template <class T>
+FMG_LANE_INLINE void schedule_lane(ScheduleKind kind, T t, T& a, T& b, T& da,
+                                   T& db) {
+  const T half_pi = math::pi<T>() / T(2);
+  if (kind == ScheduleKind::linear) {
+    a = T(1) - t;
+    b = t;
+    da = T(-1);
+    db = T(1);
+  } else if (kind == ScheduleKind::variance_preserving) {
+    a = sin_quadrant(half_pi * (T(1) - t));
+    b = sin_quadrant(half_pi * t);
+    da = -half_pi * b;
+    db = half_pi * a;
+  } else {
+    const T sin_s = sin_quadrant(half_pi * (T(1) - t));
+    const T sin_t = sin_quadrant(half_pi * t);
+    const T sin_pi_t = T(2) * sin_s * sin_t;
+    a = sin_s * sin_s;
+    b = sin_t * sin_t;
+    da = -half_pi * sin_pi_t;
+    db = half_pi * sin_pi_t;
+  }
+}
+
+/// velocity_lanes for K atoms known at compile time, as one loop over lanes
+/// whose body is the per-sample formula, so that every temporary stays in a
+/// vector register. The atom of largest log term contributes e^0 = 1
+/// exactly, so only the other K - 1 exponentials are evaluated: their
+/// arguments are gathered past the maximum's position with selects and
+/// scattered back in atom order, which leaves every sum in the order of the
+/// general loop. Lanes whose every term is -inf are flagged in `empty`.
+template <class T, int D, int W, int K, ScheduleKind Kind>
+FMG_LANE_INLINE bool velocity_lanes_fixed(const MixtureView<T>& mix, const T* t,
+                                          const T (&x)[D][W], T (&v)[D][W],
+                                          T (&empty_lane)[W]) {
+  T mu[K][D], log_w[K];
+  for (int k = 0; k < K; ++k) {
+    log_w[k] = mix.log_weights[k];
+    for (int j = 0; j < D; ++j) mu[k][j] = mix.atom(k)[j];
+  }
+  T any_empty = T(0);
+#pragma omp simd reduction(max : any_empty)
+  for (int l = 0; l < W; ++l) {
+    T a, b, da, db;
+    schedule_lane(Kind, t[l], a, b, da, db);
+    const T inv_a = T(1) / a;
+    const T inv_two_a2 = T(0.5) * inv_a * inv_a;
+    T term[K];
+#pragma GCC unroll 8
+    for (int k = 0; k < K; ++k) {
+      T dist2 = T(0);
+#pragma GCC unroll 8
+      for (int j = 0; j < D; ++j) {
+        const T diff = fmadd(-b, mu[k][j], x[j][l]);
+        dist2 = fmadd(diff, diff, dist2);
+      }
+      term[k] = fmadd(-dist2, inv_two_a2, log_w[k]);
+    }
+    // The index of the largest term is held as T, so that every select in
+    // the loop works on vectors of one width.
+    T top = term[0];
+    T top_index = T(0);
+#pragma GCC unroll 8
+    for (int k = 1; k < K; ++k) {
+      const bool larger = top < term[k];
+      top = larger ? term[k] : top;
+      top_index = larger ? T(k) : top_index;
+    }
+    const bool empty = is_minus_infinity(top);
+    T e[K];
+    e[0] = T(1);
+    if (K > 1) {
+      T other[K > 1 ? K - 1 : 1];
+#pragma GCC unroll 8
+      for (int k = 0; k + 1 < K; ++k) {
+        const T this_term = term[k];
+        const T next_term = term[k + 1];
+        other[k] = exp((T(k) < top_index ? this_term : next_term) - top);
+      }
+#pragma GCC unroll 8
+      for (int k = 0; k < K; ++k) {
+        const T below = other[k < K - 1 ? k : K - 2];
+        const T above = other[k > 0 ? k - 1 : 0];
+        const T value = T(k) < top_index ? below : above;
+        e[k] = T(k) == top_index ? T(1) : value;
+      }
+    }
+    T sum = T(0);
+    T mean[D];
+#pragma GCC unroll 8
+    for (int j = 0; j < D; ++j) mean[j] = T(0);
+#pragma GCC unroll 8
+    for (int k = 0; k < K; ++k) {
+      sum += e[k];
+#pragma GCC unroll 8
+      for (int j = 0; j < D; ++j) mean[j] = fmadd(e[k], mu[k][j], mean[j]);
+    }
+    const T inv_sum = T(1) / sum;
+    const T c_noise = da * inv_a;
+#pragma GCC unroll 8
+    for (int j = 0; j < D; ++j) {
+      const T m = mean[j] * inv_sum;
+      v[j][l] = fmadd(c_noise, fmadd(-b, m, x[j][l]), db * m);
+    }
+    empty_lane[l] = empty ? T(1) : T(0);
+    any_empty = empty ? T(1) : any_empty;
+  }
+  return any_empty > T(0);
+}
+
 /// Per-lane state of the lane engine.
 template <class T, int D>
 struct Lanes {
@@ -210,8 +323,9 @@ class LaneRunner {
  private:
   using Vec = LocalVec<T, D>;
 
-  /// Loads sample i of the chunk into lane l's state x.
-  void load(int l, std::size_t i) {
+  /// Returns the starting point of sample i of the chunk and writes it to the
+  /// base-sample output when one is requested.
+  Vec read_start(std::size_t i) const {
     Vec point{};
     const std::size_t row = i * D;
     if (chunk_.starts != nullptr) {
@@ -222,6 +336,12 @@ class LaneRunner {
     if (chunk_.base_samples != nullptr) {
       for (int j = 0; j < D; ++j) chunk_.base_samples[row + j] = point[j];
     }
+    return point;
+  }
+
+  /// Loads sample i of the chunk into lane l's state x.
+  void load(int l, std::size_t i) {
+    const Vec point = read_start(i);
     for (int j = 0; j < D; ++j) s_.x[j][l] = point[j];
     s_.sample[l] = static_cast<std::int64_t>(i);
   }
@@ -249,33 +369,95 @@ class LaneRunner {
     return counters;
   }
 
-  /// Starts lane l on the next sample of the range, with its first
-  /// velocity and step computed as in integrate_dopri5. Returns false when
-  /// the sample failed at once (and was finished).
+  /// Prepares the next W samples of the range for Dormand-Prince at once:
+  /// their first velocity and, unless the user fixed it, their first step
+  /// by the heuristic of dopri5_first_step, both evaluated across lanes.
+  /// Lanes past the end of the range compute on zeros and are never used.
+  void prepare_dopri5_starts() {
+    Ready& r = ready_;
+    r.count = static_cast<int>(std::min<std::size_t>(W, job_.end - next_));
+    r.used = 0;
+    for (int l = 0; l < W; ++l) {
+      const Vec point = l < r.count ? read_start(next_ + static_cast<std::size_t>(l)) : Vec{};
+      for (int j = 0; j < D; ++j) r.x[j][l] = point[j];
+      r.sample[l] = static_cast<std::int64_t>(next_) + l;
+    }
+    next_ += static_cast<std::size_t>(r.count);
+
+    alignas(64) T zero[W];
+    for (int l = 0; l < W; ++l) zero[l] = T(0);
+    velocity(zero, r.x, r.k1);
+    const StepControl<T>& control = problem_.control;
+    for (int l = 0; l < W; ++l) {
+      bool finite = true;
+      for (int j = 0; j < D; ++j) finite = finite && math::isfinite(r.k1[j][l]);
+      r.finite[l] = finite ? T(1) : T(0);
+      r.evaluations[l] = T(1);
+    }
+
+    if (control.initial_step > T(0)) {
+      for (int l = 0; l < W; ++l) r.h[l] = control.initial_step;
+      return;
+    }
+    // The heuristic of dopri5_first_step, lane by lane.
+    const T t_end = problem_.t_end;
+    alignas(64) T d1[W], h0[W];
+    for (int l = 0; l < W; ++l) {
+      T d0 = T(0), d1_sum = T(0);
+      for (int j = 0; j < D; ++j) {
+        const T scale = control.atol + control.rtol * math::fabs(r.x[j][l]);
+        d0 += (r.x[j][l] / scale) * (r.x[j][l] / scale);
+        d1_sum += (r.k1[j][l] / scale) * (r.k1[j][l] / scale);
+      }
+      d0 = math::sqrt(d0 / T(D));
+      d1[l] = math::sqrt(d1_sum / T(D));
+      const T guess = (d0 < T(1e-5) || d1[l] < T(1e-5)) ? T(1e-6) : T(0.01) * d0 / d1[l];
+      h0[l] = math::min(guess, t_end);
+      for (int j = 0; j < D; ++j) r.stage[j][l] = r.x[j][l] + h0[l] * r.k1[j][l];
+    }
+    velocity(h0, r.stage, r.k2);
+
+    for (int l = 0; l < W; ++l) {
+      T d2 = T(0);
+      for (int j = 0; j < D; ++j) {
+        const T scale = control.atol + control.rtol * math::fabs(r.x[j][l]);
+        const T diff = (r.k2[j][l] - r.k1[j][l]) / scale;
+        d2 += diff * diff;
+      }
+      d2 = math::sqrt(d2 / T(D)) / h0[l];
+      const T dmax = math::max(d1[l], d2);
+      // (0.01 / dmax)^(1/5) = (100 dmax)^(-1/5).
+      const T tiny = math::max(T(1e-6), h0[l] * T(1e-3));
+      T h1 = dmax <= T(1e-15) ? tiny : pow_minus_fifth(T(100) * dmax);
+      h1 = math::isfinite(dmax) && math::isfinite(h1) ? h1 : h0[l];
+      r.h[l] = math::min(T(100) * h0[l], h1);
+      r.evaluations[l] = T(2);
+    }
+  }
+
+  /// Starts lane l on the next prepared sample. Returns false when that
+  /// sample failed at once (and was finished).
   bool start_dopri5(int l) {
-    const FlowField<T> field{mix_, problem_.schedule};
-    load(l, next_++);
-    Vec x{}, k1{}, stage{}, k2{};
-    for (int j = 0; j < D; ++j) x[j] = s_.x[j][l];
-    field(T(0), x, k1);
+    if (ready_.used == ready_.count) prepare_dopri5_starts();
+    Ready& r = ready_;
+    const int from = r.used++;
+    for (int j = 0; j < D; ++j) {
+      s_.x[j][l] = r.x[j][from];
+      s_.k1[j][l] = r.k1[j][from];
+    }
+    s_.sample[l] = r.sample[from];
     s_.t[l] = T(0);
     s_.accepted[l] = T(0);
     s_.rejected[l] = T(0);
-    s_.evaluations[l] = T(1);
     s_.non_finite[l] = T(0);
     s_.previous_rejected[l] = T(0);
-    if (!detail::all_finite(k1)) {
+    s_.h[l] = r.h[from];
+    if (!(r.finite[from] > T(0))) {
+      s_.evaluations[l] = T(1);
       finish(l, counters_of(l, SampleStatus::non_finite_state));
       return false;
     }
-    T h = problem_.control.initial_step;
-    if (!(h > T(0))) {
-      h = dopri5_first_step(field, x, k1, stage, k2, problem_.t_end,
-                            problem_.control);
-      s_.evaluations[l] += T(1);
-    }
-    s_.h[l] = h;
-    for (int j = 0; j < D; ++j) s_.k1[j][l] = k1[j];
+    s_.evaluations[l] = r.evaluations[from];
     return true;
   }
 
@@ -286,7 +468,7 @@ class LaneRunner {
     for (int l = 0; l < W; ++l) {
       for (;;) {
         if (s_.sample[l] < 0) {
-          if (next_ >= job_.end) break;
+          if (next_ >= job_.end && ready_.used == ready_.count) break;
           if (!start_dopri5(l)) continue;
         }
         if (!(s_.t[l] < problem_.t_end)) {
@@ -311,8 +493,8 @@ class LaneRunner {
     for (int j = 0; j < D; ++j) {
       for (int l = 0; l < W; ++l) {
         T sum = T(0);
-        ((sum += pairs.first * pairs.second[j][l]), ...);
-        out[j][l] = s_.x[j][l] + s_.h[l] * sum;
+        ((sum = fmadd(pairs.first, pairs.second[j][l], sum)), ...);
+        out[j][l] = fmadd(s_.h[l], sum, s_.x[j][l]);
       }
     }
   }
@@ -327,13 +509,62 @@ class LaneRunner {
   /// velocity_lanes with the atom count fixed at compile time for small
   /// mixtures.
   void velocity(const T* t, const T (&at)[D][W], T (&k)[D][W]) const {
-    const ScheduleKind kind = problem_.schedule;
     switch (mix_.num_atoms) {
-      case 1: velocity_lanes<T, D, W, 1>(mix_, kind, t, at, k); break;
-      case 2: velocity_lanes<T, D, W, 2>(mix_, kind, t, at, k); break;
-      case 3: velocity_lanes<T, D, W, 3>(mix_, kind, t, at, k); break;
-      case 4: velocity_lanes<T, D, W, 4>(mix_, kind, t, at, k); break;
-      default: velocity_lanes<T, D, W, 0>(mix_, kind, t, at, k); break;
+      case 1: velocity_fixed<1>(t, at, k); break;
+      case 2: velocity_fixed<2>(t, at, k); break;
+      case 3: velocity_fixed<3>(t, at, k); break;
+      case 4: velocity_fixed<4>(t, at, k); break;
+      default: velocity_lanes<T, D, W, 0>(mix_, problem_.schedule, t, at, k); break;
+    }
+  }
+
+  template <int K>
+  void velocity_fixed(const T* t, const T (&at)[D][W], T (&k)[D][W]) const {
+    alignas(64) T empty_lane[W];
+    bool any_empty = false;
+    switch (problem_.schedule) {
+      case ScheduleKind::linear:
+        any_empty = velocity_lanes_fixed<T, D, W, K, ScheduleKind::linear>(
+            mix_, t, at, k, empty_lane);
+        break;
+      case ScheduleKind::variance_preserving:
+        any_empty = velocity_lanes_fixed<T, D, W, K, ScheduleKind::variance_preserving>(
+            mix_, t, at, k, empty_lane);
+        break;
+      default:
+        any_empty = velocity_lanes_fixed<T, D, W, K, ScheduleKind::cosine>(
+            mix_, t, at, k, empty_lane);
+        break;
+    }
+    if (any_empty) {
+      for (int l = 0; l < W; ++l) {
+        if (empty_lane[l] > T(0)) nearest_atom_velocity(l, t[l], at, k);
+      }
+    }
+  }
+
+  /// Sets lane l's velocity with the posterior mean replaced by the nearest
+  /// atom of positive weight, for a point whose every log term is -inf, as
+  /// the scalar kernel does.
+  void nearest_atom_velocity(int l, T t, const T (&at)[D][W], T (&k)[D][W]) const {
+    T a, b, da, db;
+    schedule_lane(problem_.schedule, t, a, b, da, db);
+    Vec point{};
+    for (int j = 0; j < D; ++j) point[j] = at[j][l];
+    int nearest = 0;
+    T nearest_dist = math::infinity<T>();
+    for (int kk = 0; kk < mix_.num_atoms; ++kk) {
+      if (is_minus_infinity(mix_.log_weights[kk])) continue;
+      const T dist2 = squared_distance(point, b, mix_.atom(kk));
+      if (dist2 < nearest_dist) {
+        nearest_dist = dist2;
+        nearest = kk;
+      }
+    }
+    const T c_noise = da / a;
+    for (int j = 0; j < D; ++j) {
+      const T m = mix_.atom(nearest)[j];
+      k[j][l] = c_noise * (point[j] - b * m) + db * m;
     }
   }
 
@@ -376,10 +607,13 @@ class LaneRunner {
       for (int l = 0; l < W; ++l) err[l] = T(0);
       for (int j = 0; j < D; ++j) {
         for (int l = 0; l < W; ++l) {
-          const T local =
-              s_.h[l] * (Tab::e1 * s_.k1[j][l] + Tab::e3 * s_.k3[j][l] +
-                         Tab::e4 * s_.k4[j][l] + Tab::e5 * s_.k5[j][l] +
-                         Tab::e6 * s_.k6[j][l] + Tab::e7 * s_.k7[j][l]);
+          T combined = Tab::e1 * s_.k1[j][l];
+          combined = fmadd(Tab::e3, s_.k3[j][l], combined);
+          combined = fmadd(Tab::e4, s_.k4[j][l], combined);
+          combined = fmadd(Tab::e5, s_.k5[j][l], combined);
+          combined = fmadd(Tab::e6, s_.k6[j][l], combined);
+          combined = fmadd(Tab::e7, s_.k7[j][l], combined);
+          const T local = s_.h[l] * combined;
           const T scale =
               control.atol + control.rtol * math::max(math::fabs(s_.x[j][l]),
                                                       math::fabs(s_.next[j][l]));
@@ -533,6 +767,15 @@ class LaneRunner {
   FlowTally& tally_;
   std::size_t next_;
   Lanes<T, D> s_{};
+  /// Samples whose Dormand-Prince start was computed W at a time, taken by
+  /// lanes as they fall idle.
+  struct Ready {
+    alignas(64) T x[D][W], k1[D][W], k2[D][W], stage[D][W];
+    alignas(64) T h[W], finite[W], evaluations[W];
+    std::int64_t sample[W];
+    int count = 0;
+    int used = 0;
+  } ready_{};
 };
 
 template <class T>

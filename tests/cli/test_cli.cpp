@@ -365,6 +365,10 @@ std::vector<RejectionCase> field_cases() {
                  {{"time -0.1:"}, {"[0, 1)"}}),
       field_case("field_time_not_a_number", {"--points", "IN/points.npy", "--times", "noon"},
                  {{"'noon'"}, {"not a number"}}),
+      field_case("field_time_empty_item", {"--points", "IN/points.npy", "--times", "0.5,,0.6"},
+                 {{"'0.5,,0.6'"}, {"empty item"}}),
+      field_case("field_time_trailing_comma", {"--points", "IN/points.npy", "--times", "0.5,"},
+                 {{"'0.5,'"}, {"empty item"}}),
       field_case("field_missing_points", {"--times", "0.5"}, {{"--points"}, {"required"}}),
       field_case("field_points_wrong_dimension",
                  {"--points", "IN/points.npy", "--times", "0.5"},
@@ -1156,6 +1160,13 @@ TEST_F(FieldCommand, LogResponsibilitiesAtZeroAreLogWeights) {
       EXPECT_NEAR(log_gamma[i][k].get<double>(), std::log(kWeights[k]), 1e-14);
     }
   }
+}
+
+TEST_F(FieldCommand, CommaListAndRangeGiveEachTime) {
+  const json field = field_json("0.25,0.5,0:0.75:4");
+
+  EXPECT_EQ(field["times"], json::array({0.25, 0.5, 0.0, 0.25, 0.5, 0.75}));
+  EXPECT_EQ(field["values"].size(), 6u);
 }
 
 // Linear schedule at t = 1/2: a = b = 1/2, so log gamma_k = log w_k -

@@ -6,13 +6,17 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "host/driver.hpp"
+#include "host/errors.hpp"
+#include "host/statistics.hpp"
 #include "kernels/cuda/launch_config.cuh"
 
 namespace fmg {
@@ -41,6 +45,7 @@ struct RunSpec {
   Method method = Method::rk4;
   std::size_t chunk_size = 40000;
   const std::vector<double>* starts = nullptr;
+  bool outputs = true;  ///< Collect base samples, endpoints and labels.
 };
 
 template <class Value>
@@ -59,9 +64,11 @@ Arrays<Value> run_on(const RunSpec<Value>& spec, const Mixture& mixture) {
   Arrays<Value> out;
   FlowRunIo io;
   io.starts = spec.starts;
-  io.base_samples = collect(out.base);
-  io.endpoints = collect(out.endpoints);
-  io.labels = collect(out.labels);
+  if (spec.outputs) {
+    io.base_samples = collect(out.base);
+    io.endpoints = collect(out.endpoints);
+    io.labels = collect(out.labels);
+  }
   out.tally = run_flow(mixture, options, io).tally;
   return out;
 }
@@ -149,6 +156,129 @@ class LaunchSampleLimit {
   LaunchSampleLimit& operator=(const LaunchSampleLimit&) = delete;
   ~LaunchSampleLimit() { detail::flow_launch_sample_limit = 0; }
 };
+
+/// Sets detail::flow_force_global_label_counts for the lifetime of the
+/// object.
+class ForceGlobalLabelCounts {
+ public:
+  ForceGlobalLabelCounts() { detail::flow_force_global_label_counts = true; }
+  ForceGlobalLabelCounts(const ForceGlobalLabelCounts&) = delete;
+  ForceGlobalLabelCounts& operator=(const ForceGlobalLabelCounts&) = delete;
+  ~ForceGlobalLabelCounts() { detail::flow_force_global_label_counts = false; }
+};
+
+/// Sets FMG_CUDA_BLOCK_SIZE for the lifetime of the object.
+class BlockSizeVariable {
+ public:
+  explicit BlockSizeVariable(const char* value) {
+    setenv(launch::flow_block_size_variable, value, 1);
+  }
+  BlockSizeVariable(const BlockSizeVariable&) = delete;
+  BlockSizeVariable& operator=(const BlockSizeVariable&) = delete;
+  ~BlockSizeVariable() { unsetenv(launch::flow_block_size_variable); }
+};
+
+/// Checks that two tallies agree in every field.
+void expect_same_tally(const FlowTally& run, const FlowTally& reference) {
+  EXPECT_EQ(run.label_counts, reference.label_counts);
+  EXPECT_EQ(run.status_counts, reference.status_counts);
+  EXPECT_EQ(run.step_histogram, reference.step_histogram);
+  EXPECT_EQ(run.accepted_sum, reference.accepted_sum);
+  EXPECT_EQ(run.rejected_sum, reference.rejected_sum);
+  EXPECT_EQ(run.evaluations_sum, reference.evaluations_sum);
+  EXPECT_EQ(run.accepted_max, reference.accepted_max);
+}
+
+/// Checks the identities that tie the device's sums to its step histogram
+/// when every sample succeeded and none reached the histogram's last bin.
+/// The accepted steps add up bin by bin, and the maximum is the highest
+/// occupied bin. Dormand-Prince with an automatic first step spends
+/// 2 + 6 (accepted + rejected) evaluations per sample.
+void expect_sums_match_histogram(const FlowTally& tally, Method method) {
+  const std::uint64_t n = tally.samples();
+  ASSERT_EQ(tally.status_counts[0], n);
+  ASSERT_EQ(tally.step_histogram.back(), 0u);
+  std::uint64_t weighted = 0;
+  std::uint32_t highest = 0;
+  for (std::size_t b = 0; b < tally.step_histogram.size(); ++b) {
+    weighted += b * tally.step_histogram[b];
+    if (tally.step_histogram[b] != 0) highest = static_cast<std::uint32_t>(b);
+  }
+  EXPECT_EQ(tally.accepted_sum, weighted);
+  EXPECT_EQ(tally.accepted_max, highest);
+  if (method == Method::dopri5) {
+    EXPECT_EQ(tally.evaluations_sum,
+              2 * n + 6 * (tally.accepted_sum + tally.rejected_sum));
+  }
+}
+
+/// Compares the device's tally and statistics with the CPU's on the same
+/// seed. Labels can differ for a few samples on basin boundaries (see
+/// expect_matches_cpu), and each such sample moves one count between two
+/// atoms. Fixed-step methods must agree exactly on the step counts;
+/// Dormand-Prince may take a step more or less on a few samples.
+template <class Value>
+void expect_tally_matches_cpu(const Arrays<Value>& cpu,
+                              const Arrays<Value>& gpu, Method method,
+                              const std::vector<double>& weights) {
+  std::size_t label_mismatches = 0;
+  for (std::size_t i = 0; i < cpu.labels.size(); ++i) {
+    label_mismatches += cpu.labels[i] != gpu.labels[i];
+  }
+  EXPECT_LE(label_mismatches, cpu.labels.size() / 10000);
+  for (std::size_t k = 0; k < cpu.tally.label_counts.size(); ++k) {
+    SCOPED_TRACE(testing::Message() << "atom " << k);
+    const auto cpu_count = static_cast<double>(cpu.tally.label_counts[k]);
+    const auto gpu_count = static_cast<double>(gpu.tally.label_counts[k]);
+    EXPECT_LE(std::fabs(cpu_count - gpu_count),
+              static_cast<double>(label_mismatches));
+  }
+  EXPECT_EQ(cpu.tally.status_counts, gpu.tally.status_counts);
+
+  const BasinStatistics cpu_basins = basin_statistics(cpu.tally, weights);
+  const BasinStatistics gpu_basins = basin_statistics(gpu.tally, weights);
+  EXPECT_EQ(cpu_basins.succeeded, gpu_basins.succeeded);
+  const double n = static_cast<double>(cpu.labels.size());
+  for (std::size_t k = 0; k < weights.size(); ++k) {
+    EXPECT_NEAR(cpu_basins.fractions[k], gpu_basins.fractions[k],
+                static_cast<double>(label_mismatches) / n + 1e-15);
+  }
+
+  const StepStatistics cpu_steps = step_statistics(cpu.tally);
+  const StepStatistics gpu_steps = step_statistics(gpu.tally);
+  if (method != Method::dopri5) {
+    EXPECT_EQ(cpu.tally.step_histogram, gpu.tally.step_histogram);
+    EXPECT_EQ(cpu.tally.accepted_sum, gpu.tally.accepted_sum);
+    EXPECT_EQ(cpu.tally.rejected_sum, gpu.tally.rejected_sum);
+    EXPECT_EQ(cpu.tally.evaluations_sum, gpu.tally.evaluations_sum);
+    EXPECT_EQ(cpu.tally.accepted_max, gpu.tally.accepted_max);
+    EXPECT_EQ(cpu_steps.p50, gpu_steps.p50);
+    EXPECT_EQ(cpu_steps.p99, gpu_steps.p99);
+    EXPECT_EQ(cpu_steps.mean_evaluations, gpu_steps.mean_evaluations);
+  } else {
+    EXPECT_NEAR(cpu_steps.p50, gpu_steps.p50, 1.0);
+    EXPECT_NEAR(cpu_steps.p90, gpu_steps.p90, 1.0);
+    EXPECT_NEAR(cpu_steps.p99, gpu_steps.p99, 1.0);
+    EXPECT_NEAR(cpu_steps.mean_accepted, gpu_steps.mean_accepted,
+                1e-3 * cpu_steps.mean_accepted);
+  }
+  EXPECT_EQ(cpu_steps.max_steps_reached, gpu_steps.max_steps_reached);
+  EXPECT_EQ(cpu_steps.non_finite_state, gpu_steps.non_finite_state);
+}
+
+/// Returns a 2-D mixture of `count` equally weighted atoms on a grid of
+/// spacing 0.25, 100 atoms to a row.
+Mixture grid_mixture(int count) {
+  Mixture mixture;
+  mixture.dim = 2;
+  const int columns = 100;
+  for (int k = 0; k < count; ++k) {
+    mixture.atoms.push_back(0.25 * (k % columns) - 12.5);
+    mixture.atoms.push_back(0.25 * (k / columns) - 6.25);
+  }
+  mixture.weights.assign(static_cast<std::size_t>(count), 1.0 / count);
+  return mixture;
+}
 
 class CudaBackend : public testing::Test {
  protected:
@@ -317,6 +447,192 @@ TEST_F(CudaBackend, EmptyChunkDoesNothing) {
   FlowChunk<double> chunk;
   backend->run_chunk(chunk, tally);
   EXPECT_EQ(tally.samples(), 0u);
+}
+
+TEST_F(CudaBackend, FusedTallyMatchesCpuOnBuiltinExample) {
+  const Mixture mixture = builtin_example();
+  for (Method method : {Method::euler, Method::rk4, Method::dopri5}) {
+    SCOPED_TRACE(testing::Message() << "method " << static_cast<int>(method));
+    RunSpec<double> spec;
+    spec.num_samples = 100003;
+    spec.method = method;
+    const auto [cpu, gpu] = run_both(spec, mixture);
+    expect_matches_cpu(cpu, gpu, 2, 1e-5);
+    expect_tally_matches_cpu(cpu, gpu, method, mixture.weights);
+    expect_sums_match_histogram(gpu.tally, method);
+  }
+}
+
+TEST_F(CudaBackend, FusedTallyMatchesCpuInFloat) {
+  const Mixture mixture = builtin_example();
+  for (Method method : {Method::rk4, Method::dopri5}) {
+    SCOPED_TRACE(testing::Message() << "method " << static_cast<int>(method));
+    RunSpec<float> spec;
+    spec.num_samples = 100003;
+    spec.method = method;
+    const auto [cpu, gpu] = run_both(spec, mixture);
+    expect_matches_cpu(cpu, gpu, 2, 1e-3);
+    expect_tally_matches_cpu(cpu, gpu, method, mixture.weights);
+    expect_sums_match_histogram(gpu.tally, method);
+  }
+}
+
+TEST_F(CudaBackend, GlobalLabelCountsMatchShared) {
+  for (const Mixture& mixture : {builtin_example(), mixture_of_dimension(5)}) {
+    SCOPED_TRACE(testing::Message() << "d " << mixture.dim);
+    RunSpec<double> spec;
+    spec.num_samples = 20011;
+    spec.method = Method::dopri5;
+    const Arrays<double> shared = run_on(spec, mixture);
+    const ForceGlobalLabelCounts force;
+    const Arrays<double> global = run_on(spec, mixture);
+    EXPECT_EQ(global.labels, shared.labels);
+    expect_same_tally(global.tally, shared.tally);
+  }
+}
+
+TEST_F(CudaBackend, ManyAtomsMatchCpu) {
+  // 5001 label counters need 10 KiB of shared memory per block. Forced to
+  // global atomics, the kernel takes the path of mixtures too large for
+  // shared memory; by default it takes whichever this device's occupancy
+  // allows. Both must give the same results.
+  const Mixture mixture = grid_mixture(5000);
+  for (Method method : {Method::euler, Method::rk4}) {
+    SCOPED_TRACE(testing::Message() << "method " << static_cast<int>(method));
+    RunSpec<double> spec;
+    spec.num_samples = 4099;
+    spec.method = method;
+    spec.chunk_size = 1000;
+    const auto [cpu, gpu] = run_both(spec, mixture);
+    expect_matches_cpu(cpu, gpu, 2, 1e-5);
+    expect_tally_matches_cpu(cpu, gpu, method, mixture.weights);
+    expect_sums_match_histogram(gpu.tally, method);
+
+    const ForceGlobalLabelCounts force;
+    const Arrays<double> global = run_on(spec, mixture);
+    EXPECT_EQ(global.labels, gpu.labels);
+    EXPECT_EQ(global.endpoints, gpu.endpoints);
+    expect_same_tally(global.tally, gpu.tally);
+  }
+}
+
+TEST_F(CudaBackend, ManyAtomsDopri5SameOnBothLabelPaths) {
+  const Mixture mixture = grid_mixture(5000);
+  RunSpec<double> spec;
+  spec.num_samples = 20011;
+  spec.method = Method::dopri5;
+  spec.outputs = false;
+  const Arrays<double> shared = run_on(spec, mixture);
+  const ForceGlobalLabelCounts force;
+  const Arrays<double> global = run_on(spec, mixture);
+  expect_same_tally(global.tally, shared.tally);
+  EXPECT_EQ(global.tally.samples(), spec.num_samples);
+}
+
+TEST_F(CudaBackend, OverlappedChunksMatchOneChunk) {
+  for (int d : {2, 5}) {
+    const Mixture mixture = mixture_of_dimension(d);
+    RunSpec<double> spec;
+    spec.num_samples = 100003;
+    spec.method = Method::dopri5;
+    spec.chunk_size = spec.num_samples;
+    const Arrays<double> reference = run_on(spec, mixture);
+    const std::vector<double> starts = reference.base;
+    for (std::size_t chunk : {std::size_t{1000}, std::size_t{7919},
+                              std::size_t{65536}}) {
+      for (bool given_starts : {false, true}) {
+        SCOPED_TRACE(testing::Message() << "d " << d << " chunk " << chunk
+                                        << " starts " << given_starts);
+        spec.chunk_size = chunk;
+        spec.starts = given_starts ? &starts : nullptr;
+        const Arrays<double> run = run_on(spec, mixture);
+        EXPECT_EQ(run.base, reference.base);
+        EXPECT_EQ(run.endpoints, reference.endpoints);
+        EXPECT_EQ(run.labels, reference.labels);
+        expect_same_tally(run.tally, reference.tally);
+      }
+    }
+  }
+}
+
+TEST_F(CudaBackend, TallyOnlyRunMatchesFullRun) {
+  for (int d : {2, 5}) {
+    SCOPED_TRACE(testing::Message() << "d " << d);
+    const Mixture mixture = mixture_of_dimension(d);
+    RunSpec<double> spec;
+    spec.num_samples = 100003;
+    spec.method = Method::dopri5;
+    spec.chunk_size = 30011;
+    const Arrays<double> full = run_on(spec, mixture);
+    spec.outputs = false;
+    const Arrays<double> tally_only = run_on(spec, mixture);
+    EXPECT_TRUE(tally_only.labels.empty());
+    expect_same_tally(tally_only.tally, full.tally);
+  }
+}
+
+TEST_F(CudaBackend, PipelineMatchesRunChunk) {
+  const Mixture mixture = builtin_example();
+  const HostMixture<double> host = make_host_mixture<double>(mixture);
+  FlowProblem<double> problem;
+  problem.method = Method::dopri5;
+  problem.seed = 77;
+  auto backend = make_cuda_flow_backend(host, problem);
+  ASSERT_EQ(backend->max_chunks_in_flight(), launch::flow_stream_count);
+
+  constexpr std::size_t count = 5003;
+  std::vector<std::int32_t> direct(2 * count);
+  FlowTally direct_tally(mixture.num_atoms());
+  FlowChunk<double> chunk;
+  chunk.count = count;
+  for (std::uint64_t c = 0; c < 2; ++c) {
+    chunk.first_index = c * count;
+    chunk.labels = direct.data() + c * count;
+    backend->run_chunk(chunk, direct_tally);
+  }
+
+  // Pinned buffers from the backend, as the driver uses them.
+  HostAllocation memory = backend->allocate_host(2 * count * sizeof(std::int32_t));
+  auto* labels = static_cast<std::int32_t*>(memory.get());
+  FlowTally tally(mixture.num_atoms());
+  FlowChunk<double> first = chunk;
+  first.first_index = 0;
+  first.labels = labels;
+  FlowChunk<double> second = chunk;
+  second.first_index = count;
+  second.labels = labels + count;
+  backend->submit_chunk(first);
+  backend->submit_chunk(second);
+  EXPECT_THROW(backend->submit_chunk(first), std::logic_error);
+  EXPECT_THROW(backend->run_chunk(first, tally), std::logic_error);
+  backend->finish_chunk(tally);
+  backend->finish_chunk(tally);
+  EXPECT_THROW(backend->finish_chunk(tally), std::logic_error);
+
+  EXPECT_TRUE(std::equal(direct.begin(), direct.end(), labels));
+  expect_same_tally(tally, direct_tally);
+}
+
+TEST_F(CudaBackend, BlockSizeOverrideKeepsResults) {
+  const Mixture mixture = mixture_of_dimension(3);
+  RunSpec<double> spec;
+  spec.num_samples = 10007;
+  spec.method = Method::dopri5;
+  const Arrays<double> reference = run_on(spec, mixture);
+  for (const char* block_size : {"32", "96", "512"}) {
+    SCOPED_TRACE(block_size);
+    const BlockSizeVariable variable(block_size);
+    const Arrays<double> run = run_on(spec, mixture);
+    EXPECT_EQ(run.endpoints, reference.endpoints);
+    EXPECT_EQ(run.labels, reference.labels);
+    expect_same_tally(run.tally, reference.tally);
+  }
+}
+
+TEST_F(CudaBackend, InvalidBlockSizeVariableThrows) {
+  const BlockSizeVariable variable("100");
+  RunSpec<double> spec;
+  EXPECT_THROW(run_on(spec, builtin_example()), InvalidArgument);
 }
 
 }  // namespace
