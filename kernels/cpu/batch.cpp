@@ -135,10 +135,15 @@ class CpuFlowBackend final : public FlowBackend<T> {
   }
 
  private:
-  /// Splits the chunk into ranges of lane_range samples handed to threads
-  /// as they free up; each range runs on one thread's lane engine.
+  /// Splits the chunk into ranges handed to threads as they free up; each
+  /// range runs on one thread's lane engine. Ranges hold 512 samples, or
+  /// fewer for small chunks so that every thread gets about four, but at
+  /// least 64, since the lanes idle while a range's last samples finish.
   void run_lanes(const FlowChunk<T>& chunk, FlowTally& tally) {
-    constexpr std::size_t lane_range = 512;
+    const std::size_t per_thread_quarter =
+        chunk.count / (4 * static_cast<std::size_t>(threads_)) + 1;
+    const std::size_t lane_range =
+        std::clamp<std::size_t>((per_thread_quarter + 15) / 16 * 16, 64, 512);
     const auto ranges = static_cast<std::ptrdiff_t>(
         (chunk.count + lane_range - 1) / lane_range);
     const MixtureView<T> mix = mixture_.view();
