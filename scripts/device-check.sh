@@ -42,20 +42,31 @@ run() {
   out=${1:?usage: scripts/device-check.sh run OUT}
   mkdir -p "$out"
   nvidia-smi >"$out/nvidia-smi.log" 2>&1
-  step cuda_tests 120 device-bin/fmg_cuda_tests --gtest_output="json:$out/cuda_tests.json"
-  step ot_cuda_tests 120 device-bin/fmg_ot_tests --gtest_filter='*Cuda*'
-  step flow_dopri5_double 150 device-bin/fmg_flow_bench --backend cuda --quiet \
+  # cuBLAS is linked dynamically (the toolkit ships no static copy small
+  # enough to carry): use the device machine's own libcublas.so.13.
+  if ! ldconfig -p 2>/dev/null | grep -q 'libcublas\.so\.13'; then
+    local cublas
+    cublas=$(find /usr/local /opt /usr/lib -name 'libcublas.so.13' -print -quit 2>/dev/null)
+    if [ -n "$cublas" ]; then
+      export LD_LIBRARY_PATH="$(dirname "$cublas")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    fi
+  fi
+  ldd device-bin/fmg >"$out/ldd.log" 2>&1
+  # Limits sum to under 10 minutes, leaving room for a rerun in a 15-minute lease.
+  step cuda_tests 90 device-bin/fmg_cuda_tests --gtest_output="json:$out/cuda_tests.json"
+  step ot_cuda_tests 60 device-bin/fmg_ot_tests --gtest_filter='*Cuda*'
+  step flow_dopri5_double 120 device-bin/fmg_flow_bench --backend cuda --quiet \
     --n 1e6,1e7,1e8 --method dopri5 --rtol 1e-8 --atol 1e-10 --out "$out/flow_dopri5_double.jsonl"
-  step flow_rk4_float 120 device-bin/fmg_flow_bench --backend cuda --quiet --precision float \
+  step flow_rk4_float 60 device-bin/fmg_flow_bench --backend cuda --quiet --precision float \
     --n 1e7,1e8 --method rk4 --steps 64 --out "$out/flow_rk4_float.jsonl"
-  step flow_scaling 150 device-bin/fmg_flow_bench --backend cuda --quiet --scaling \
+  step flow_scaling 120 device-bin/fmg_flow_bench --backend cuda --quiet --scaling \
     --scaling-n 1e4,1e6,1e8 --scaling-fixed-n 1e6 --out "$out/flow_scaling.jsonl"
   for block in 64 128 192 256 512; do
-    step "flow_block_$block" 15 env FMG_CUDA_BLOCK_SIZE=$block device-bin/fmg_flow_bench \
+    step "flow_block_$block" 12 env FMG_CUDA_BLOCK_SIZE=$block device-bin/fmg_flow_bench \
       --backend cuda --quiet --n 1e7 --method dopri5 --rtol 1e-8 --atol 1e-10 \
       --accuracy-samples 100 --out "$out/flow_block_$block.jsonl"
   done
-  step ot_monte_carlo 90 device-bin/fmg ot --route mc-cuda --samples 1e9 --quiet \
+  step ot_monte_carlo 60 device-bin/fmg ot --route mc-cuda --samples 1e9 --quiet \
     --summary "$out/ot_mc_cuda.json"
 }
 
