@@ -131,7 +131,7 @@ FlowRunResult run_flow_typed(const Mixture& mixture,
                              const FlowRunOptions& options,
                              const FlowRunIo& io) {
   const HostMixture<T> host = make_host_mixture<T>(mixture);
-  const FlowProblem<T> problem = make_flow_problem<T>(options);
+  const FlowProblem<T> problem = make_flow_problem<T>(options, mixture);
   const BackendChoice backend = resolve_backend(options.backend);
   std::unique_ptr<FlowBackend<T>> runner =
       backend == BackendChoice::cuda
@@ -253,8 +253,46 @@ HostMixture<T> make_host_mixture(const Mixture& mixture) {
   return host;
 }
 
+double first_step_limit(const Mixture& mixture, ScheduleKind kind, double t_end) {
+  // Extent of the atoms of positive weight: the diagonal of their bounding
+  // box, at least their largest distance.
+  const int d = mixture.dim;
+  std::vector<double> low(static_cast<std::size_t>(d), HUGE_VAL);
+  std::vector<double> high(static_cast<std::size_t>(d), -HUGE_VAL);
+  int positive = 0;
+  for (int k = 0; k < mixture.num_atoms(); ++k) {
+    if (!(mixture.weights[static_cast<std::size_t>(k)] > 0.0)) continue;
+    ++positive;
+    for (int j = 0; j < d; ++j) {
+      const double value = mixture.atoms[static_cast<std::size_t>(k) * d + j];
+      low[j] = std::min(low[j], value);
+      high[j] = std::max(high[j], value);
+    }
+  }
+  double extent2 = 0.0;
+  for (int j = 0; j < d && positive > 1; ++j) {
+    extent2 += (high[j] - low[j]) * (high[j] - low[j]);
+  }
+  const double extent = std::sqrt(extent2);
+  // Samples split between atoms a distance D apart once b D / a^2 reaches
+  // order one (the log ratio of two responsibilities moves by about
+  // b D |z| / a^2 for a base sample z). The limit is the time where
+  // b D = a^2 / 10, found by bisection since b / a^2 increases with t.
+  const auto excess = [&](double t) {
+    const ScheduleValues<double> v = evaluate_schedule(kind, t);
+    return v.b * extent - 0.1 * v.a * v.a;
+  };
+  if (!(extent > 0.0) || excess(t_end) <= 0.0) return t_end;
+  double below = 0.0, above = t_end;
+  for (int i = 0; i < 200 && above - below > 1e-3 * below; ++i) {
+    const double middle = 0.5 * (below + above);
+    (excess(middle) <= 0.0 ? below : above) = middle;
+  }
+  return below > 0.0 ? below : above;
+}
+
 template <class T>
-FlowProblem<T> make_flow_problem(const FlowRunOptions& options) {
+FlowProblem<T> make_flow_problem(const FlowRunOptions& options, const Mixture& mixture) {
   FlowProblem<T> problem;
   problem.schedule = options.schedule;
   problem.method = options.method;
@@ -263,6 +301,8 @@ FlowProblem<T> make_flow_problem(const FlowRunOptions& options) {
   problem.control.atol = static_cast<T>(options.atol);
   problem.control.initial_step = static_cast<T>(options.initial_step);
   problem.control.max_steps = options.max_steps;
+  problem.control.max_first_step = static_cast<T>(
+      first_step_limit(mixture, options.schedule, 1.0 - options.eps));
   // 1 - eps rounded once in T: the time grid of every method ends here.
   problem.t_end = static_cast<T>(1.0 - options.eps);
   problem.seed = options.seed;
@@ -271,8 +311,8 @@ FlowProblem<T> make_flow_problem(const FlowRunOptions& options) {
 
 template HostMixture<float> make_host_mixture(const Mixture&);
 template HostMixture<double> make_host_mixture(const Mixture&);
-template FlowProblem<float> make_flow_problem(const FlowRunOptions&);
-template FlowProblem<double> make_flow_problem(const FlowRunOptions&);
+template FlowProblem<float> make_flow_problem(const FlowRunOptions&, const Mixture&);
+template FlowProblem<double> make_flow_problem(const FlowRunOptions&, const Mixture&);
 
 void validate_flow_options(const FlowRunOptions& options, int dim) {
   const char* precision =

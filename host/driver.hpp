@@ -65,10 +65,19 @@ struct FlowRunResult {
 template <class T>
 HostMixture<T> make_host_mixture(const Mixture& mixture);
 
-/// Builds the per-sample problem of `options` in precision T; t_end is
-/// 1 - eps rounded once to T.
+/// Builds the per-sample problem of `options` for `mixture` in precision T;
+/// t_end is 1 - eps rounded once to T, and the automatic first
+/// Dormand-Prince step is bounded by first_step_limit.
 template <class T>
-FlowProblem<T> make_flow_problem(const FlowRunOptions& options);
+FlowProblem<T> make_flow_problem(const FlowRunOptions& options, const Mixture& mixture);
+
+/// Returns the largest automatic first step for `mixture` under schedule
+/// `kind`: the time at which b D = a^2 / 10, with D the diagonal of the
+/// bounding box of the atoms of positive weight, or t_end when that time
+/// is later or there is only one such atom. Atoms D apart split the
+/// samples near b D / a^2 = 1, so a first step within the limit cannot
+/// jump over that split; later steps are checked by the error control.
+double first_step_limit(const Mixture& mixture, ScheduleKind kind, double t_end);
 
 /// Throws fmg::InvalidArgument naming the first invalid option of `options`
 /// for a mixture of dimension `dim`, and what would be valid.

@@ -119,7 +119,7 @@ Trajectories record_typed(const Mixture& mixture,
   const int d = mixture.dim;
   const HostMixture<T> host = make_host_mixture<T>(mixture);
   const MixtureView<T> mix = host.view();
-  const FlowProblem<T> problem = make_flow_problem<T>(options);
+  const FlowProblem<T> problem = make_flow_problem<T>(options, mixture);
   const FlowField<T> field{mix, options.schedule};
 
   Trajectories result;

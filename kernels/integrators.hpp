@@ -30,6 +30,10 @@ struct StepControl {
   T rtol = T(1e-6);
   T atol = T(1e-9);
   T initial_step = T(0);  ///< 0 picks the first step automatically.
+  /// Largest first step the automatic choice may take. The host sets it
+  /// from the mixture's extent, so that the first step cannot jump over
+  /// the early time at which far-apart atoms split the samples.
+  T max_first_step = math::infinity<T>();
   std::uint32_t max_steps = 100000;  ///< Attempted steps, accepted or not.
   T safety = T(0.9);
   T min_factor = T(0.2);  ///< Largest shrink of one step.
@@ -153,7 +157,7 @@ struct Dopri5Tableau {
 
 /// Returns the trial step h0 of dopri5_first_step from x and its velocity
 /// k1 at t = 0, and stores the scaled norm of k1 in `d1`. Never exceeds
-/// t_end.
+/// t_end or control.max_first_step.
 template <class T, class Vec>
 FMG_HD FMG_INLINE T dopri5_trial_step(const Vec& x, const Vec& k1, T t_end,
                                       const StepControl<T>& control, T& d1) {
@@ -168,11 +172,11 @@ FMG_HD FMG_INLINE T dopri5_trial_step(const Vec& x, const Vec& k1, T t_end,
   d0 = math::sqrt(d0 / T(d));
   d1 = math::sqrt(d1 / T(d));
   const T h0 = (d0 < T(1e-5) || d1 < T(1e-5)) ? T(1e-6) : T(0.01) * d0 / d1;
-  return math::min(h0, t_end);
+  return math::min(math::min(h0, t_end), control.max_first_step);
 }
 
 /// Returns the first step of dopri5_first_step from the trial step h0, d1
-/// and the velocity k2 at (h0, x + h0 k1).
+/// and the velocity k2 at (h0, x + h0 k1), at most control.max_first_step.
 template <class T, class Vec>
 FMG_HD FMG_INLINE T dopri5_first_step_from_trial(
     const Vec& x, const Vec& k1, const Vec& k2, T h0, T d1,
@@ -189,7 +193,7 @@ FMG_HD FMG_INLINE T dopri5_first_step_from_trial(
   T h1 = dmax <= T(1e-15) ? math::max(T(1e-6), h0 * T(1e-3))
                           : math::pow(T(0.01) / dmax, T(0.2));
   if (!math::isfinite(h1)) h1 = h0;
-  return math::min(T(100) * h0, h1);
+  return math::min(math::min(T(100) * h0, h1), control.max_first_step);
 }
 
 /// Chooses the first Dormand-Prince step from x, its velocity k1 at t = 0

@@ -412,7 +412,7 @@ class LaneRunner {
       d0 = math::sqrt(d0 / T(D));
       d1[l] = math::sqrt(d1_sum / T(D));
       const T guess = (d0 < T(1e-5) || d1[l] < T(1e-5)) ? T(1e-6) : T(0.01) * d0 / d1[l];
-      h0[l] = math::min(guess, t_end);
+      h0[l] = math::min(math::min(guess, t_end), control.max_first_step);
       for (int j = 0; j < D; ++j) r.stage[j][l] = r.x[j][l] + h0[l] * r.k1[j][l];
     }
     velocity(h0, r.stage, r.k2);
@@ -430,7 +430,7 @@ class LaneRunner {
       const T tiny = math::max(T(1e-6), h0[l] * T(1e-3));
       T h1 = dmax <= T(1e-15) ? tiny : pow_minus_fifth(T(100) * dmax);
       h1 = math::isfinite(dmax) && math::isfinite(h1) ? h1 : h0[l];
-      r.h[l] = math::min(T(100) * h0[l], h1);
+      r.h[l] = math::min(math::min(T(100) * h0[l], h1), control.max_first_step);
       r.evaluations[l] = T(2);
     }
   }

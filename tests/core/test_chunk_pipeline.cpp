@@ -40,7 +40,7 @@ class DeferringBackend final : public FlowBackend<double> {
   DeferringBackend(const Mixture& mixture, const FlowRunOptions& options,
                    std::size_t depth, WriteTime write_time)
       : inner_(make_cpu_flow_backend(make_host_mixture<double>(mixture),
-                                     make_flow_problem<double>(options), 1)),
+                                     make_flow_problem<double>(options, mixture), 1)),
         depth_(depth), dim_(static_cast<std::size_t>(mixture.dim)),
         num_atoms_(mixture.num_atoms()), write_time_(write_time) {}
 
@@ -291,7 +291,7 @@ TEST(ChunkPipeline, DefaultPipelineHoldsOneChunk) {
   const Mixture mixture = builtin_example();
   const FlowRunOptions options = small_run();
   auto backend = make_cpu_flow_backend(make_host_mixture<double>(mixture),
-                                       make_flow_problem<double>(options), 1);
+                                       make_flow_problem<double>(options, mixture), 1);
   EXPECT_EQ(backend->max_chunks_in_flight(), 1u);
   std::vector<std::int32_t> direct_labels(50), labels(50);
   FlowChunk<double> chunk;
@@ -317,7 +317,7 @@ TEST(ChunkPipeline, DefaultPipelineHoldsOneChunk) {
 TEST(ChunkPipeline, DefaultHostAllocationIsUsable) {
   const Mixture mixture = builtin_example();
   auto backend = make_cpu_flow_backend(make_host_mixture<double>(mixture),
-                                       make_flow_problem<double>(small_run()), 1);
+                                       make_flow_problem<double>(small_run(), mixture), 1);
   EXPECT_EQ(backend->allocate_host(0), nullptr);
   HostAllocation memory = backend->allocate_host(64 * sizeof(double));
   ASSERT_NE(memory, nullptr);

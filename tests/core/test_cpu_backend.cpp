@@ -9,6 +9,7 @@
 #include "host/driver.hpp"
 #include "host/errors.hpp"
 #include "host/statistics.hpp"
+#include "kernels/schedule.hpp"
 
 namespace fmg {
 namespace {
@@ -129,6 +130,71 @@ TEST(BuiltinExample, FractionsMatchWeightsAtOneMillion) {
       EXPECT_LT(std::fabs(basins.z_scores[k]), 4.0);
     }
   }
+}
+
+/// Two equal-weight atoms `scale` apart along the second axis.
+Mixture far_apart_atoms(double scale) {
+  Mixture mixture;
+  mixture.dim = 2;
+  mixture.atoms = {0.0, scale, 1.0, 1.0};
+  mixture.weights = {0.5, 0.5};
+  return mixture;
+}
+
+// Atoms 3e9 apart split the samples near t = 1e-5 under the cosine
+// schedule, where a'(0) = b'(0) = 0 leaves the first velocity zero. The
+// first automatic step must stay below that split, so every schedule sends
+// the same samples to the same atoms, in float and double.
+TEST(FarApartAtoms, EverySchedulePicksTheSameAtoms) {
+  for (double scale : {3e9, 1e16}) {
+    for (Precision precision : {Precision::float64, Precision::float32}) {
+      SCOPED_TRACE(testing::Message() << "scale " << scale << " precision "
+                                      << static_cast<int>(precision));
+      FlowRunOptions options = small_run();
+      options.num_samples = 1000;
+      options.precision = precision;
+      if (precision == Precision::float32) {
+        options.rtol = 1e-5;
+        options.atol = 1e-6;
+      }
+      const Mixture mixture = far_apart_atoms(precision == Precision::float32 ? 1e10 : scale);
+      options.schedule = ScheduleKind::linear;
+      const Captured linear = run_captured(options, mixture);
+      for (ScheduleKind kind : {ScheduleKind::variance_preserving, ScheduleKind::cosine}) {
+        SCOPED_TRACE(static_cast<int>(kind));
+        options.schedule = kind;
+        const Captured other = run_captured(options, mixture);
+        EXPECT_EQ(other.labels, linear.labels);
+        EXPECT_EQ(other.tally.status_counts[0], options.num_samples);
+      }
+      // Both atoms take about half the samples (4 standard errors: 63).
+      EXPECT_NEAR(static_cast<double>(linear.tally.label_counts[0]), 500.0, 63.0);
+    }
+  }
+}
+
+TEST(FirstStepLimit, MarksWhereFarAtomsSplitTheSamples) {
+  const Mixture mixture = far_apart_atoms(3e9);
+  const double extent = std::hypot(1.0, 3e9 - 1.0);
+  for (ScheduleKind kind : {ScheduleKind::linear, ScheduleKind::variance_preserving,
+                            ScheduleKind::cosine}) {
+    SCOPED_TRACE(static_cast<int>(kind));
+    const double limit = first_step_limit(mixture, kind, 0.999);
+    const ScheduleValues<double> v = evaluate_schedule(kind, limit);
+    EXPECT_GT(limit, 0.0);
+    EXPECT_NEAR(v.b * extent / (0.1 * v.a * v.a), 1.0, 2e-3);
+  }
+}
+
+TEST(FirstStepLimit, IsTheEndTimeWithoutFarAtoms) {
+  Mixture one_positive = far_apart_atoms(3e9);
+  one_positive.weights = {0.0, 1.0};
+  EXPECT_EQ(first_step_limit(one_positive, ScheduleKind::cosine, 0.999), 0.999);
+  Mixture close;
+  close.dim = 1;
+  close.atoms = {0.0, 1e-8};
+  close.weights = {0.5, 0.5};
+  EXPECT_EQ(first_step_limit(close, ScheduleKind::linear, 0.999), 0.999);
 }
 
 TEST(Statistics, PercentilesFromHistogram) {

@@ -182,7 +182,7 @@ std::vector<T> endpoints_on(const std::string& isa, const Mixture& mixture,
   FlowChunk<T> chunk;
   chunk.count = count;
   chunk.endpoints = endpoints.data();
-  const lanes::LaneJob<T> job{host.view(), make_flow_problem<T>(options), &chunk, 0, count};
+  const lanes::LaneJob<T> job{host.view(), make_flow_problem<T>(options, mixture), &chunk, 0, count};
   FlowTally tally(mixture.num_atoms());
   lanes::run_lanes_on(isa, job, tally);
   return endpoints;
