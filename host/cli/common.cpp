@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -127,6 +128,29 @@ std::vector<double> parse_times(const std::vector<std::string>& arguments) {
 
 Mixture load_mixture(const std::string& path) {
   return path.empty() ? builtin_example() : read_mixture_file(path);
+}
+
+void require_memory(double bytes, const std::string& what, const std::string& advice) {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kibibytes = 0.0;
+  std::string unit;
+  while (meminfo >> key >> kibibytes >> unit) {
+    if (key != "MemAvailable:") continue;
+    const double available = kibibytes * 1024.0;
+    if (bytes > available) {
+      const auto gibibytes = [](double value) {
+        std::ostringstream text;
+        text.precision(3);
+        text << value / 1073741824.0;
+        return text.str();
+      };
+      throw InvalidArgument(what + " needs " + gibibytes(bytes) +
+                            " GiB of memory, but only " + gibibytes(available) +
+                            " GiB are available; " + advice);
+    }
+    return;
+  }
 }
 
 std::string mixture_source(const std::string& path) {

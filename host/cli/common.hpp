@@ -43,6 +43,11 @@ double parse_real(const std::string& text, const std::string& option);
 /// [0, 1), where the velocity is defined, and an empty list item is an error.
 std::vector<double> parse_times(const std::vector<std::string>& arguments);
 
+/// Throws InvalidArgument naming `what`, the sizes and `advice` when
+/// `bytes` of memory exceed the memory available now (MemAvailable of
+/// /proc/meminfo; no check where that cannot be read).
+void require_memory(double bytes, const std::string& what, const std::string& advice);
+
 /// The mixture of `path`, or the built-in example when `path` is empty.
 Mixture load_mixture(const std::string& path);
 

@@ -249,6 +249,15 @@ void run_sample(const SampleArguments& args) {
                           std::to_string(args.trajectory_points) +
                           ": it must be at least 2");
   }
+  if (args.trajectories > 0) {
+    // Trajectories stay in memory until written: M x points x d doubles.
+    const double bytes = 8.0 * args.trajectories * args.trajectory_points * mixture.dim;
+    require_memory(bytes, "--trajectories " + std::to_string(args.trajectories) +
+                              " with --trajectory-points " +
+                              std::to_string(args.trajectory_points) + " in d = " +
+                              std::to_string(mixture.dim),
+                   "record fewer trajectories or points");
+  }
   // Fails here, before any work, when CUDA is requested but cannot run.
   resolve_backend(options.backend);
 

@@ -332,6 +332,13 @@ std::vector<RejectionCase> output_path_cases() {
                   {{"same.npy"}, {"given twice"}}),
       output_case("output_path_is_directory", with({"--summary", "OUT"}), 3,
                   {{"is a directory"}}),
+      // 1e6 paths of 1e6 points in d = 2 would need 16 TB of memory.
+      output_case("trajectories_exceed_memory",
+                  {"sample", "-n", "1e6", "--quiet", "--schedule", "linear",
+                   "--summary", "OUT/summary.json", "--trajectories", "1000000",
+                   "--trajectory-points", "1000000", "--trajectories-out",
+                   "OUT/trajectories.npy"},
+                  2, {{"--trajectories 1000000"}, {"GiB of memory"}, {"available"}}),
       // Renaming onto /dev/null as root would replace the device itself.
       output_case("output_path_is_device", with({"--summary", "/dev/null"}), 3,
                   {{"/dev/null"}, {"not a regular file"}}),
