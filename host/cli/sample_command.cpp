@@ -255,6 +255,8 @@ void run_sample(const SampleArguments& args) {
   // Stage every output now: an unwritable path fails before the run, and
   // nothing is renamed into place unless the whole command succeeds.
   OutputSet outputs;
+  if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");
+  if (!args.starts_path.empty()) outputs.add_input(args.starts_path, "--starts");
   AtomicFile* summary_file =
       args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path);
   const bool several = schedules.size() > 1;

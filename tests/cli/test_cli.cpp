@@ -339,6 +339,71 @@ std::vector<RejectionCase> output_path_cases() {
   };
 }
 
+/// An output option that names the input file of `option`, which must be
+/// left as it was.
+RejectionCase output_on_input_case(std::string name, std::vector<std::string> arguments,
+                                   std::vector<std::pair<std::string, std::string>> inputs,
+                                   std::string output, std::string option) {
+  RejectionCase rejection = output_case(
+      std::move(name), std::move(arguments), 2,
+      {{"output path '"}, {output}, {"is also an input (" + option + " '"},
+       {"choose another output path"}});
+  rejection.inputs = std::move(inputs);
+  return rejection;
+}
+
+std::vector<RejectionCase> output_on_input_cases() {
+  const std::string mixture = mixture_text("[[0, 0], [1, 1]]", "[0.5, 0.5]");
+  const std::string points = npy_bytes({3, 2}, {0, 0, 1, -2, -0.5, 3});
+  return {
+      output_on_input_case(
+          "sample_endpoints_on_starts",
+          {"sample", "--quiet", "--schedule", "linear", "--starts", "IN/starts.npy",
+           "--endpoints-out", "IN/starts.npy"},
+          {{"starts.npy", valid_starts()}}, "starts.npy", "--starts"),
+      output_on_input_case(
+          "sample_summary_on_mixture",
+          {"sample", "-n", "2000", "--quiet", "--mixture", "IN/mixture.json", "--summary",
+           "IN/./mixture.json"},
+          {{"mixture.json", mixture}}, "mixture.json", "--mixture"),
+      output_on_input_case(
+          "sample_labels_on_starts_with_schedule_name",
+          {"sample", "--quiet", "--schedule", "all", "--starts", "IN/run_cosine.npy",
+           "--labels-out", "IN/run.npy"},
+          {{"run_cosine.npy", valid_starts()}}, "run_cosine.npy", "--starts"),
+      output_on_input_case(
+          "field_velocity_on_points",
+          {"field", "--points", "IN/points.npy", "--times", "0.5", "--velocity-out",
+           "IN/points.npy"},
+          {{"points.npy", points}}, "points.npy", "--points"),
+      output_on_input_case(
+          "field_json_on_mixture",
+          {"field", "--mixture", "IN/mixture.json", "--points", "IN/points.npy", "--times",
+           "0.5", "--json", "IN/mixture.json"},
+          {{"mixture.json", mixture}, {"points.npy", points}}, "mixture.json", "--mixture"),
+      output_on_input_case(
+          "ot_labels_on_points",
+          {"ot", "--quiet", "--points", "IN/grid.npy", "--labels-out", "IN/grid.npy"},
+          {{"grid.npy", points}}, "grid.npy", "--points"),
+      output_on_input_case(
+          "ot_start_labels_on_starts",
+          {"ot", "--quiet", "--starts", "IN/base.npy", "--start-labels-out", "IN/base.npy"},
+          {{"base.npy", points}}, "base.npy", "--starts"),
+      output_on_input_case(
+          "ot_summary_on_mixture",
+          {"ot", "--quiet", "--mixture", "IN/mixture.json", "--summary", "IN/mixture.json"},
+          {{"mixture.json", mixture}}, "mixture.json", "--mixture"),
+      output_on_input_case(
+          "density_out_on_mixture",
+          {"density", "--mixture", "IN/mixture.json", "--out", "IN/mixture.json"},
+          {{"mixture.json", mixture}}, "mixture.json", "--mixture"),
+      output_on_input_case(
+          "crosscheck_summary_on_mixture",
+          {"crosscheck", "--mixture", "IN/mixture.json", "--summary", "IN/mixture.json"},
+          {{"mixture.json", mixture}}, "mixture.json", "--mixture"),
+  };
+}
+
 RejectionCase field_case(std::string name, std::vector<std::string> options,
                          std::vector<std::vector<std::string>> message_parts,
                          std::string points = npy_bytes({3, 2}, {0, 0, 1, -2, -0.5, 3})) {
@@ -450,6 +515,13 @@ TEST_P(CommandRejection, FailsWithMessageAndNoOutput) {
   }
   EXPECT_THAT(result.standard_output, IsEmpty());
   EXPECT_THAT(directory_entries(output_directory), IsEmpty());
+  std::set<std::string> input_names;
+  for (const auto& [name, contents] : rejection.inputs) {
+    input_names.insert(name);
+    EXPECT_EQ(read_bytes((input_directory / name).string()), contents)
+        << "input file " << name << " changed";
+  }
+  EXPECT_EQ(directory_entries(input_directory), input_names);
 }
 
 std::string case_name(const testing::TestParamInfo<RejectionCase>& info) {
@@ -470,6 +542,8 @@ INSTANTIATE_TEST_SUITE_P(Starts, CommandRejection, testing::ValuesIn(starts_case
                          case_name);
 INSTANTIATE_TEST_SUITE_P(OutputPath, CommandRejection,
                          testing::ValuesIn(output_path_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(OutputOnInput, CommandRejection,
+                         testing::ValuesIn(output_on_input_cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(Analysis, CommandRejection, testing::ValuesIn(analysis_cases()),
                          case_name);
 INSTANTIATE_TEST_SUITE_P(Field, CommandRejection, testing::ValuesIn(field_cases()),
