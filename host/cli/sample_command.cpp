@@ -178,15 +178,24 @@ std::string method_description(const FlowRunOptions& options) {
 }
 
 /// Returns a warning for each group of atoms of positive weight at the same
-/// point: the flow sends such a group's mass to its lowest index, so the
-/// others' fractions stay at 0 whatever their weights.
-std::vector<std::string> coinciding_atom_warnings(const Mixture& mixture) {
+/// point once converted to the run's `precision`. The flow sends such a
+/// group's mass to its lowest index, so the others' fractions stay at 0
+/// whatever their weights. In a float run, atoms that differ only below
+/// float resolution, such as 1 and 1.000000001, coincide.
+std::vector<std::string> coinciding_atom_warnings(const Mixture& mixture,
+                                                  Precision precision) {
   const int d = mixture.dim;
+  std::vector<double> atoms = mixture.atoms;
+  if (precision == Precision::float32) {
+    for (double& coordinate : atoms) {
+      coordinate = static_cast<double>(static_cast<float>(coordinate));
+    }
+  }
   std::vector<int> order;
   for (int k = 0; k < mixture.num_atoms(); ++k) {
     if (mixture.weights[k] > 0.0) order.push_back(k);
   }
-  const auto row = [&](int k) { return mixture.atoms.begin() + static_cast<std::ptrdiff_t>(k) * d; };
+  const auto row = [&](int k) { return atoms.cbegin() + static_cast<std::ptrdiff_t>(k) * d; };
   std::sort(order.begin(), order.end(), [&](int i, int j) {
     return std::lexicographical_compare(row(i), row(i) + d, row(j), row(j) + d) ||
            (std::equal(row(i), row(i) + d, row(j)) && i < j);
@@ -196,11 +205,70 @@ std::vector<std::string> coinciding_atom_warnings(const Mixture& mixture) {
     if (std::equal(row(order[i]), row(order[i]) + d, row(order[i - 1]))) {
       warnings.push_back("atoms " + std::to_string(std::min(order[i - 1], order[i])) +
                          " and " + std::to_string(std::max(order[i - 1], order[i])) +
-                         " coincide; their samples are all labelled with the lower "
+                         " coincide in " + std::string(precision_name(precision)) +
+                         " precision; their samples are all labelled with the lower "
                          "index, so basin fractions cannot match their weights");
     }
   }
   return warnings;
+}
+
+/// Returns advice on the options whose change may avoid the failures
+/// counted in `steps`.
+std::string failure_remedies(const FlowRunOptions& options,
+                             const StepStatistics& steps) {
+  std::vector<std::string> remedies;
+  if (steps.max_steps_reached > 0) {
+    remedies.push_back("raise --max-steps (now " + std::to_string(options.max_steps) +
+                       ") or loosen --rtol and --atol");
+  }
+  if (steps.non_finite_state > 0) {
+    if (options.method == Method::dopri5) {
+      remedies.push_back("raise --eps (now " + format_significant(options.eps) + ")");
+    } else {
+      remedies.push_back("raise --steps (now " + std::to_string(options.steps) +
+                         ") or use --method dopri5");
+    }
+    if (options.precision == Precision::float32) {
+      remedies.push_back("use --precision double");
+    }
+  }
+  std::string text;
+  for (std::size_t i = 0; i < remedies.size(); ++i) {
+    text += (i == 0 ? "" : ", or ") + remedies[i];
+  }
+  return text;
+}
+
+/// Returns a warning for a run in which some samples failed, or nothing
+/// when all succeeded. Basin fractions count the successful samples only,
+/// so failures that favour some basins bias them.
+std::optional<std::string> failure_warning(const FlowRunOptions& options,
+                                           const BasinStatistics& basins,
+                                           const StepStatistics& steps) {
+  const std::uint64_t failed = steps.max_steps_reached + steps.non_finite_state;
+  if (failed == 0) return std::nullopt;
+
+  std::string statuses;
+  const auto add_status = [&statuses](std::uint64_t count, SampleStatus status) {
+    if (count == 0) return;
+    if (!statuses.empty()) statuses += ", ";
+    statuses += std::to_string(count) + " " + std::string(status_name(status));
+  };
+  add_status(steps.max_steps_reached, SampleStatus::max_steps_reached);
+  add_status(steps.non_finite_state, SampleStatus::non_finite_state);
+
+  const std::string schedule(schedule_name(options.schedule));
+  std::string warning;
+  if (basins.succeeded == 0) {
+    warning = "every sample failed under the " + schedule + " schedule (" +
+              statuses + "); fractions and z-scores are null";
+  } else {
+    warning = std::to_string(failed) + " of " + std::to_string(options.num_samples) +
+              " samples failed under the " + schedule + " schedule (" + statuses +
+              "); the fractions leave the failed samples out and may be biased";
+  }
+  return warning + "; " + failure_remedies(options, steps);
 }
 
 void run_sample(const SampleArguments& args) {
@@ -303,7 +371,7 @@ void run_sample(const SampleArguments& args) {
       {"starts", args.starts_path.empty() ? nlohmann::json("philox")
                                           : nlohmann::json(args.starts_path)}};
   summary["runs"] = nlohmann::json::array();
-  std::vector<std::string> warnings = coinciding_atom_warnings(mixture);
+  std::vector<std::string> warnings = coinciding_atom_warnings(mixture, options.precision);
   nlohmann::json files = nlohmann::json::object();
 
   NpyStream* base_stream = nullptr;
@@ -376,10 +444,8 @@ void run_sample(const SampleArguments& args) {
           {"count", paths.count},
           {"times", paths.times}};
     }
-    if (basins.succeeded == 0) {
-      warnings.push_back(std::string("every sample failed under the ") +
-                         std::string(schedule_name(options.schedule)) +
-                         " schedule (see failures); fractions and z-scores are null");
+    if (std::optional<std::string> warning = failure_warning(options, basins, steps)) {
+      warnings.push_back(std::move(*warning));
     }
     summary["runs"].push_back(run);
   }

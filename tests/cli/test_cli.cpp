@@ -1098,6 +1098,99 @@ TEST(SampleFloat, WritesFloat32Arrays) {
   EXPECT_EQ(summary["runs"][0]["failures"]["non_finite_state"], 0);
 }
 
+// ---------------------------------------------------------------------------
+// Warnings: in the summary's "warnings" list and on stderr.
+// ---------------------------------------------------------------------------
+
+/// Returns the number of failed samples in a summary's run.
+std::uint64_t failed_samples(const json& run) {
+  return run["failures"]["max_steps_reached"].get<std::uint64_t>() +
+         run["failures"]["non_finite_state"].get<std::uint64_t>();
+}
+
+TEST(SampleWarnings, PartialFailureIsReported) {
+  const CommandResult result =
+      run_fmg({"sample", "-q", "-n", "1000", "--schedule", "linear", "--max-steps", "12",
+               "--backend", "cpu", "--json"});
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  const std::uint64_t failed = failed_samples(summary["runs"][0]);
+  ASSERT_GT(failed, 0u);
+  ASSERT_LT(failed, 1000u);
+  ASSERT_EQ(summary["warnings"].size(), 1u);
+  const std::string warning = summary["warnings"][0].get<std::string>();
+  EXPECT_THAT(warning, HasSubstr(std::to_string(failed) + " of 1000 samples failed"));
+  EXPECT_THAT(warning, HasSubstr("linear schedule"));
+  EXPECT_THAT(warning, HasSubstr("max_steps_reached"));
+  EXPECT_THAT(warning, HasSubstr("may be biased"));
+  EXPECT_THAT(warning, HasSubstr("--max-steps (now 12)"));
+  EXPECT_THAT(result.standard_error, HasSubstr("fmg: warning: " + warning));
+}
+
+TEST(SampleWarnings, TotalFailureIsReported) {
+  const CommandResult result =
+      run_fmg({"sample", "-q", "-n", "200", "--schedule", "cosine", "--max-steps", "1",
+               "--backend", "cpu", "--json"});
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  ASSERT_EQ(failed_samples(summary["runs"][0]), 200u);
+  ASSERT_EQ(summary["warnings"].size(), 1u);
+  const std::string warning = summary["warnings"][0].get<std::string>();
+  EXPECT_THAT(warning, HasSubstr("every sample failed under the cosine schedule"));
+  EXPECT_THAT(warning, HasSubstr("200 max_steps_reached"));
+  EXPECT_THAT(warning, HasSubstr("--max-steps (now 1)"));
+  EXPECT_TRUE(summary["runs"][0]["fractions"][0].is_null());
+}
+
+TEST(SampleWarnings, NoWarningWithoutFailure) {
+  const CommandResult result =
+      run_fmg({"sample", "-q", "-n", "500", "--schedule", "linear", "--backend", "cpu",
+               "--json"});
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  EXPECT_EQ(failed_samples(summary["runs"][0]), 0u);
+  EXPECT_THAT(summary["warnings"], IsEmpty());
+  EXPECT_THAT(result.standard_error, Not(HasSubstr("warning")));
+}
+
+/// Runs the mixture whose atoms 0 and 1 differ by 1e-9, below float
+/// resolution at 1, in `precision` and returns the result.
+CommandResult run_nearly_coinciding_atoms(const TempDirectory& directory,
+                                          const std::string& precision) {
+  const std::string path = directory.file("mixture.json");
+  write_bytes(path, "{\"atoms\": [[1, 0], [1.000000001, 0], [-1, 0]], "
+                    "\"weights\": [0.3, 0.3, 0.4]}\n");
+  return run_fmg({"sample", "-q", "-n", "500", "--schedule", "linear", "--backend", "cpu",
+                  "--precision", precision, "--mixture", path, "--json"});
+}
+
+TEST(SampleWarnings, AtomsCoincidingInFloatAreReported) {
+  const TempDirectory directory;
+
+  const CommandResult result = run_nearly_coinciding_atoms(directory, "float");
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  ASSERT_EQ(summary["warnings"].size(), 1u);
+  const std::string warning = summary["warnings"][0].get<std::string>();
+  EXPECT_THAT(warning, HasSubstr("atoms 0 and 1 coincide in float precision"));
+  EXPECT_THAT(result.standard_error, HasSubstr("fmg: warning: " + warning));
+  EXPECT_EQ(summary["runs"][0]["counts"][1], 0);
+}
+
+TEST(SampleWarnings, AtomsDistinctInDoubleAreNotReported) {
+  const TempDirectory directory;
+
+  const CommandResult result = run_nearly_coinciding_atoms(directory, "double");
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  EXPECT_THAT(summary["warnings"], IsEmpty());
+}
+
 /// Runs a one-schedule sample with `options` and returns the bytes of its
 /// endpoint file.
 std::string endpoint_bytes(const TempDirectory& directory, const std::string& name,
