@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -22,10 +23,10 @@ struct SampleArguments {
   std::string schedules = "all";
   std::string samples;  ///< Empty: 1e6, or the rows of --starts.
   std::string method = "dopri5";
-  int steps = 100;
+  std::string steps = "100";
   std::string rtol, atol;
   double initial_step = 0.0;
-  std::uint32_t max_steps = 100000;
+  std::string max_steps = "100000";
   double eps = 1e-3;
   std::string seed = "20260617";
   std::string backend = "auto";
@@ -63,9 +64,12 @@ FlowRunOptions to_run_options(const SampleArguments& args,
                                    : parse_real(args.rtol, "--rtol");
   options.atol = args.atol.empty() ? (single ? 1e-6 : 1e-9)
                                    : parse_real(args.atol, "--atol");
-  options.steps = args.steps;
+  options.steps = static_cast<int>(parse_count_at_most(
+      args.steps, "--steps",
+      static_cast<std::uint64_t>(std::numeric_limits<int>::max())));
   options.initial_step = args.initial_step;
-  options.max_steps = args.max_steps;
+  options.max_steps = static_cast<std::uint32_t>(parse_count_at_most(
+      args.max_steps, "--max-steps", std::numeric_limits<std::uint32_t>::max()));
   options.eps = args.eps;
   options.seed = parse_seed(args.seed, "--seed");
   options.num_samples = samples;
@@ -488,7 +492,8 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--method", args->method, "euler, heun, rk4 or dopri5")
       ->capture_default_str();
   cmd->add_option("--steps", args->steps,
-                  "Steps of the fixed-step methods euler, heun and rk4")
+                  "Steps of the fixed-step methods euler, heun and rk4, as an "
+                  "integer or in scientific notation")
       ->capture_default_str();
   cmd->add_option("--rtol", args->rtol,
                   "Dormand-Prince relative tolerance; default 1e-6 in double, "
@@ -501,7 +506,8 @@ void add_sample_command(CLI::App& app) {
                   "sample")
       ->capture_default_str();
   cmd->add_option("--max-steps", args->max_steps,
-                  "Dormand-Prince limit on attempted steps per sample")
+                  "Dormand-Prince limit on attempted steps per sample, as an "
+                  "integer or in scientific notation")
       ->capture_default_str();
   cmd->add_option("--eps", args->eps,
                   "Integrate to t_end = 1 - eps (the velocity is singular at "

@@ -207,7 +207,21 @@ std::vector<RejectionCase> sample_option_cases() {
       option_case("rtol_below_float_precision", {"--precision", "float", "--rtol", "1e-8"},
                   {{"rtol 1e-8:", "rtol 1e-08:"}, {"float"}, {"use rtol >= "}}),
       option_case("steps_zero", {"--method", "rk4", "--steps", "0"},
-                  {{"steps 0:"}, {"at least 1"}}),
+                  {{"--steps '0'"}, {"from 1 to 2147483647"}}),
+      option_case("steps_negative", {"--method", "rk4", "--steps", "-3"},
+                  {{"--steps '-3'"}, {"from 1 to 2147483647"}}),
+      option_case("steps_not_a_number", {"--method", "rk4", "--steps", "many"},
+                  {{"--steps 'many'"}, {"not a number"}}),
+      option_case("steps_not_whole", {"--method", "rk4", "--steps", "2.5"},
+                  {{"--steps '2.5'"}, {"whole number"}}),
+      option_case("max_steps_zero", {"--max-steps", "0"},
+                  {{"--max-steps '0'"}, {"from 1 to 4294967295"}}),
+      option_case("max_steps_negative", {"--max-steps", "-1"},
+                  {{"--max-steps '-1'"}, {"from 1 to 4294967295"}}),
+      option_case("max_steps_too_large", {"--max-steps", "5e9"},
+                  {{"--max-steps '5e9'"}, {"from 1 to 4294967295"}}),
+      option_case("max_steps_one_above_limit", {"--max-steps", "4294967296"},
+                  {{"--max-steps '4294967296'"}, {"from 1 to 4294967295"}}),
       option_case("unknown_schedule", {"--schedule", "spiral"},
                   {{"'spiral'"}, {"linear"}, {"variance-preserving"}, {"cosine"}, {"all"}}),
       option_case("unknown_method", {"--method", "rk45"},
@@ -229,7 +243,9 @@ std::vector<RejectionCase> sample_option_cases() {
       option_case("seed_too_large", {"--seed", "18446744073709551616"},
                   {{"18446744073709551616"}, {"decimal integer"}}),
       option_case("steps_beyond_int", {"--steps", "2147483648"},
-                  {{"--steps"}, {"2147483648"}, {"range"}}),
+                  {{"--steps '2147483648'"}, {"out of range"}, {"from 1 to 2147483647"}}),
+      option_case("steps_beyond_int_in_scientific_notation", {"--steps", "1e10"},
+                  {{"--steps '1e10'"}, {"from 1 to 2147483647"}}),
   };
 }
 
@@ -434,6 +450,16 @@ std::vector<RejectionCase> field_cases() {
                  {{"'0.5,,0.6'"}, {"empty item"}}),
       field_case("field_time_trailing_comma", {"--points", "IN/points.npy", "--times", "0.5,"},
                  {{"'0.5,'"}, {"empty item"}}),
+      field_case("field_times_count_zero", {"--points", "IN/points.npy", "--times", "0:0.5:0"},
+                 {{"'0:0.5:0'"}, {"COUNT must be a whole number from 2 to 1000000"}}),
+      field_case("field_times_count_one", {"--points", "IN/points.npy", "--times", "0:0.5:1"},
+                 {{"'0:0.5:1'"}, {"COUNT must be a whole number from 2 to 1000000"}}),
+      field_case("field_times_count_too_large",
+                 {"--points", "IN/points.npy", "--times", "0:0.5:2e6"},
+                 {{"'0:0.5:2e6'"}, {"COUNT must be a whole number from 2 to 1000000"}}),
+      field_case("field_times_count_not_a_number",
+                 {"--points", "IN/points.npy", "--times", "0:0.5:ten"},
+                 {{"'0:0.5:ten'"}, {"COUNT must be a whole number from 2 to 1000000"}}),
       field_case("field_missing_points", {"--times", "0.5"}, {{"--points"}, {"required"}}),
       field_case("field_points_wrong_dimension",
                  {"--points", "IN/points.npy", "--times", "0.5"},
@@ -565,6 +591,31 @@ TEST(Program, RequiresSubcommand) {
 
   EXPECT_EQ(result.exit_status, 2) << describe_result(result);
   EXPECT_THAT(result.standard_error, HasSubstr("subcommand"));
+}
+
+TEST(Program, NamesUnknownSubcommand) {
+  for (const std::string word : {"foo", "help"}) {
+    SCOPED_TRACE(word);
+
+    const CommandResult result = run_fmg({word});
+
+    EXPECT_EQ(result.exit_status, 2) << describe_result(result);
+    EXPECT_THAT(result.standard_error, HasSubstr("unknown subcommand '" + word + "'"));
+    EXPECT_THAT(result.standard_error,
+                HasSubstr("sample, field, density, crosscheck and ot"));
+    EXPECT_THAT(result.standard_output, IsEmpty());
+  }
+}
+
+TEST(SampleSteps, AcceptScientificNotation) {
+  const CommandResult result =
+      run_fmg({"sample", "-q", "-n", "50", "--schedule", "linear", "--backend", "cpu",
+               "--method", "euler", "--steps", "1e2", "--max-steps", "1e3", "--json"});
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  EXPECT_EQ(summary["options"]["steps"], 100);
+  EXPECT_EQ(summary["options"]["max_steps"], 1000);
 }
 
 /// Returns the line of `help` that documents `option`: its first word,
