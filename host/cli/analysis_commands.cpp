@@ -68,6 +68,7 @@ void run_density(const DensityArguments& args) {
   }
 
   OutputSet outputs;
+  if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");
   AtomicFile& out = outputs.add(args.out_path);
   AtomicFile* summary =
       args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path);
@@ -123,6 +124,7 @@ void run_crosscheck(const CrosscheckArguments& args) {
     }
   }
   OutputSet outputs;
+  if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");
   AtomicFile* summary =
       args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path);
 

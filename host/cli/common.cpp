@@ -44,6 +44,26 @@ std::uint64_t parse_count(const std::string& text, const std::string& option) {
   return static_cast<std::uint64_t>(value);
 }
 
+std::uint64_t parse_count_at_most(const std::string& text,
+                                  const std::string& option, std::uint64_t max) {
+  const std::string range_message = "invalid " + option + " '" + text +
+                                    "': it is out of range; give a whole "
+                                    "number from 1 to " + std::to_string(max);
+  // Out-of-range numbers get the range message; text that is no count at
+  // all gets parse_count's message.
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  const bool is_decimal_number =
+      !text.empty() && end != text.c_str() && *end == '\0' &&
+      text.find_first_not_of("0123456789.eE+-") == std::string::npos;
+  if (is_decimal_number && !(value >= 1.0 && value <= static_cast<double>(max))) {
+    throw InvalidArgument(range_message);
+  }
+  const std::uint64_t count = parse_count(text, option);
+  if (count > max) throw InvalidArgument(range_message);
+  return count;
+}
+
 std::uint64_t parse_seed(const std::string& text, const std::string& option) {
   const std::string valid = ": a seed is a decimal integer from 0 to 18446744073709551615";
   if (text.empty() || text.size() > 20 ||
@@ -102,11 +122,16 @@ std::vector<double> parse_times(const std::vector<std::string>& arguments) {
     }
     const double start = parse_real(item.substr(0, colon), "--times");
     const double stop = parse_real(item.substr(colon + 1, second - colon - 1), "--times");
-    const std::uint64_t count = parse_count(item.substr(second + 1), "--times count");
-    if (count < 2 || count > 1000000) {
-      throw InvalidArgument("invalid --times '" + item +
-                            "': COUNT must lie in [2, 1000000]");
+    const std::string count_message =
+        "invalid --times '" + item +
+        "': COUNT must be a whole number from 2 to 1000000";
+    std::uint64_t count = 0;
+    try {
+      count = parse_count(item.substr(second + 1), "--times COUNT");
+    } catch (const InvalidArgument&) {
+      throw InvalidArgument(count_message);
     }
+    if (count < 2 || count > 1000000) throw InvalidArgument(count_message);
     for (std::uint64_t i = 0; i < count; ++i) {
       times.push_back(i + 1 == count ? stop
                                      : start + (stop - start) * static_cast<double>(i) /

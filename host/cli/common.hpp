@@ -30,6 +30,12 @@ enum ExitStatus : int {
 /// numbers in [1, 2^63), naming `option`.
 std::uint64_t parse_count(const std::string& text, const std::string& option);
 
+/// Parses a count like parse_count and checks that it is at most `max`.
+/// Throws fmg::InvalidArgument naming `option`, the value and the valid
+/// range [1, max] when it lies outside that range.
+std::uint64_t parse_count_at_most(const std::string& text,
+                                  const std::string& option, std::uint64_t max);
+
 /// Parses a seed: a decimal integer in [0, 2^64 - 1]. Throws
 /// fmg::InvalidArgument naming `option` otherwise.
 std::uint64_t parse_seed(const std::string& text, const std::string& option);

@@ -86,6 +86,8 @@ void run_field(const FieldArguments& args) {
   const Matrix<double> points = read_npy_matrix<double>(args.points_path, mixture.dim);
 
   OutputSet outputs;
+  if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");
+  outputs.add_input(args.points_path, "--points");
   AtomicFile* json_file = args.json_path.empty() || args.json_path == "-"
                               ? nullptr
                               : &outputs.add(args.json_path);

@@ -5,10 +5,37 @@
 #include <exception>
 #include <new>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "host/cli/common.hpp"
 #include "host/errors.hpp"
 #include "host/io/atomic_file.hpp"
+
+namespace {
+
+// CLI11 reads an unknown first word as a stray positional argument and
+// reports only that a subcommand is required, so this check names the word
+// and lists the subcommands. Words that start with '-' are options, which
+// CLI11 reports itself.
+void reject_unknown_subcommand(CLI::App& app, int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return;
+  const std::string word = argv[1];
+  const std::vector<const CLI::App*> subcommands =
+      static_cast<const CLI::App&>(app).get_subcommands(
+          [](const CLI::App*) { return true; });
+  std::string names;
+  for (std::size_t i = 0; i < subcommands.size(); ++i) {
+    if (subcommands[i]->check_name(word)) return;
+    names += (i == 0 ? "" : i + 1 == subcommands.size() ? " and " : ", ") +
+             subcommands[i]->get_name();
+  }
+  throw fmg::InvalidArgument("unknown subcommand '" + word +
+                             "': valid subcommands are " + names +
+                             "; run 'fmg --help' for what each does");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace fmg::cli;
@@ -26,6 +53,7 @@ int main(int argc, char** argv) {
 
   fmg::remove_outputs_on_termination_signals();
   try {
+    reject_unknown_subcommand(app, argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::ConversionError& error) {
     std::cerr << "fmg: error: " << error.what()

@@ -187,6 +187,9 @@ void run_ot(const OtArguments& args) {
   }
 
   OutputSet outputs;
+  if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");
+  if (!args.points_path.empty()) outputs.add_input(args.points_path, "--points");
+  if (!args.starts_path.empty()) outputs.add_input(args.starts_path, "--starts");
   AtomicFile* summary = args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path);
   AtomicFile* labels_file = args.labels_path.empty() ? nullptr : &outputs.add(args.labels_path);
   AtomicFile* start_labels_file =

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -22,10 +23,10 @@ struct SampleArguments {
   std::string schedules = "all";
   std::string samples;  ///< Empty: 1e6, or the rows of --starts.
   std::string method = "dopri5";
-  int steps = 100;
+  std::string steps = "100";
   std::string rtol, atol;
   double initial_step = 0.0;
-  std::uint32_t max_steps = 100000;
+  std::string max_steps = "100000";
   double eps = 1e-3;
   std::string seed = "20260617";
   std::string backend = "auto";
@@ -63,9 +64,12 @@ FlowRunOptions to_run_options(const SampleArguments& args,
                                    : parse_real(args.rtol, "--rtol");
   options.atol = args.atol.empty() ? (single ? 1e-6 : 1e-9)
                                    : parse_real(args.atol, "--atol");
-  options.steps = args.steps;
+  options.steps = static_cast<int>(parse_count_at_most(
+      args.steps, "--steps",
+      static_cast<std::uint64_t>(std::numeric_limits<int>::max())));
   options.initial_step = args.initial_step;
-  options.max_steps = args.max_steps;
+  options.max_steps = static_cast<std::uint32_t>(parse_count_at_most(
+      args.max_steps, "--max-steps", std::numeric_limits<std::uint32_t>::max()));
   options.eps = args.eps;
   options.seed = parse_seed(args.seed, "--seed");
   options.num_samples = samples;
@@ -178,15 +182,24 @@ std::string method_description(const FlowRunOptions& options) {
 }
 
 /// Returns a warning for each group of atoms of positive weight at the same
-/// point: the flow sends such a group's mass to its lowest index, so the
-/// others' fractions stay at 0 whatever their weights.
-std::vector<std::string> coinciding_atom_warnings(const Mixture& mixture) {
+/// point once converted to the run's `precision`. The flow sends such a
+/// group's mass to its lowest index, so the others' fractions stay at 0
+/// whatever their weights. In a float run, atoms that differ only below
+/// float resolution, such as 1 and 1.000000001, coincide.
+std::vector<std::string> coinciding_atom_warnings(const Mixture& mixture,
+                                                  Precision precision) {
   const int d = mixture.dim;
+  std::vector<double> atoms = mixture.atoms;
+  if (precision == Precision::float32) {
+    for (double& coordinate : atoms) {
+      coordinate = static_cast<double>(static_cast<float>(coordinate));
+    }
+  }
   std::vector<int> order;
   for (int k = 0; k < mixture.num_atoms(); ++k) {
     if (mixture.weights[k] > 0.0) order.push_back(k);
   }
-  const auto row = [&](int k) { return mixture.atoms.begin() + static_cast<std::ptrdiff_t>(k) * d; };
+  const auto row = [&](int k) { return atoms.cbegin() + static_cast<std::ptrdiff_t>(k) * d; };
   std::sort(order.begin(), order.end(), [&](int i, int j) {
     return std::lexicographical_compare(row(i), row(i) + d, row(j), row(j) + d) ||
            (std::equal(row(i), row(i) + d, row(j)) && i < j);
@@ -196,11 +209,70 @@ std::vector<std::string> coinciding_atom_warnings(const Mixture& mixture) {
     if (std::equal(row(order[i]), row(order[i]) + d, row(order[i - 1]))) {
       warnings.push_back("atoms " + std::to_string(std::min(order[i - 1], order[i])) +
                          " and " + std::to_string(std::max(order[i - 1], order[i])) +
-                         " coincide; their samples are all labelled with the lower "
+                         " coincide in " + std::string(precision_name(precision)) +
+                         " precision; their samples are all labelled with the lower "
                          "index, so basin fractions cannot match their weights");
     }
   }
   return warnings;
+}
+
+/// Returns advice on the options whose change may avoid the failures
+/// counted in `steps`.
+std::string failure_remedies(const FlowRunOptions& options,
+                             const StepStatistics& steps) {
+  std::vector<std::string> remedies;
+  if (steps.max_steps_reached > 0) {
+    remedies.push_back("raise --max-steps (now " + std::to_string(options.max_steps) +
+                       ") or loosen --rtol and --atol");
+  }
+  if (steps.non_finite_state > 0) {
+    if (options.method == Method::dopri5) {
+      remedies.push_back("raise --eps (now " + format_significant(options.eps) + ")");
+    } else {
+      remedies.push_back("raise --steps (now " + std::to_string(options.steps) +
+                         ") or use --method dopri5");
+    }
+    if (options.precision == Precision::float32) {
+      remedies.push_back("use --precision double");
+    }
+  }
+  std::string text;
+  for (std::size_t i = 0; i < remedies.size(); ++i) {
+    text += (i == 0 ? "" : ", or ") + remedies[i];
+  }
+  return text;
+}
+
+/// Returns a warning for a run in which some samples failed, or nothing
+/// when all succeeded. Basin fractions count the successful samples only,
+/// so failures that favour some basins bias them.
+std::optional<std::string> failure_warning(const FlowRunOptions& options,
+                                           const BasinStatistics& basins,
+                                           const StepStatistics& steps) {
+  const std::uint64_t failed = steps.max_steps_reached + steps.non_finite_state;
+  if (failed == 0) return std::nullopt;
+
+  std::string statuses;
+  const auto add_status = [&statuses](std::uint64_t count, SampleStatus status) {
+    if (count == 0) return;
+    if (!statuses.empty()) statuses += ", ";
+    statuses += std::to_string(count) + " " + std::string(status_name(status));
+  };
+  add_status(steps.max_steps_reached, SampleStatus::max_steps_reached);
+  add_status(steps.non_finite_state, SampleStatus::non_finite_state);
+
+  const std::string schedule(schedule_name(options.schedule));
+  std::string warning;
+  if (basins.succeeded == 0) {
+    warning = "every sample failed under the " + schedule + " schedule (" +
+              statuses + "); fractions and z-scores are null";
+  } else {
+    warning = std::to_string(failed) + " of " + std::to_string(options.num_samples) +
+              " samples failed under the " + schedule + " schedule (" + statuses +
+              "); the fractions leave the failed samples out and may be biased";
+  }
+  return warning + "; " + failure_remedies(options, steps);
 }
 
 void run_sample(const SampleArguments& args) {
@@ -264,6 +336,8 @@ void run_sample(const SampleArguments& args) {
   // Stage every output now: an unwritable path fails before the run, and
   // nothing is renamed into place unless the whole command succeeds.
   OutputSet outputs;
+  if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");
+  if (!args.starts_path.empty()) outputs.add_input(args.starts_path, "--starts");
   AtomicFile* summary_file =
       args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path);
   const bool several = schedules.size() > 1;
@@ -310,7 +384,7 @@ void run_sample(const SampleArguments& args) {
       {"starts", args.starts_path.empty() ? nlohmann::json("philox")
                                           : nlohmann::json(args.starts_path)}};
   summary["runs"] = nlohmann::json::array();
-  std::vector<std::string> warnings = coinciding_atom_warnings(mixture);
+  std::vector<std::string> warnings = coinciding_atom_warnings(mixture, options.precision);
   nlohmann::json files = nlohmann::json::object();
 
   NpyStream* base_stream = nullptr;
@@ -383,10 +457,8 @@ void run_sample(const SampleArguments& args) {
           {"count", paths.count},
           {"times", paths.times}};
     }
-    if (basins.succeeded == 0) {
-      warnings.push_back(std::string("every sample failed under the ") +
-                         std::string(schedule_name(options.schedule)) +
-                         " schedule (see failures); fractions and z-scores are null");
+    if (std::optional<std::string> warning = failure_warning(options, basins, steps)) {
+      warnings.push_back(std::move(*warning));
     }
     summary["runs"].push_back(run);
   }
@@ -429,7 +501,8 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--method", args->method, "euler, heun, rk4 or dopri5")
       ->capture_default_str();
   cmd->add_option("--steps", args->steps,
-                  "Steps of the fixed-step methods euler, heun and rk4")
+                  "Steps of the fixed-step methods euler, heun and rk4, as an "
+                  "integer or in scientific notation")
       ->capture_default_str();
   cmd->add_option("--rtol", args->rtol,
                   "Dormand-Prince relative tolerance; default 1e-6 in double, "
@@ -442,7 +515,8 @@ void add_sample_command(CLI::App& app) {
                   "sample")
       ->capture_default_str();
   cmd->add_option("--max-steps", args->max_steps,
-                  "Dormand-Prince limit on attempted steps per sample")
+                  "Dormand-Prince limit on attempted steps per sample, as an "
+                  "integer or in scientific notation")
       ->capture_default_str();
   cmd->add_option("--eps", args->eps,
                   "Integrate to t_end = 1 - eps (the velocity is singular at "

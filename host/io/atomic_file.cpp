@@ -95,13 +95,28 @@ std::string create_temporary_file(const std::string& target) {
 
 // Returns the path that `path` refers to, with `.`, `..` and symbolic links
 // of its existing part resolved, so that two spellings compare equal.
-std::string resolve_output_path(const std::string& path) {
+std::string resolve_path(const std::string& path) {
   std::error_code error;
   const fs::path absolute = fs::absolute(path, error);
   if (error) return path;
   const fs::path resolved = fs::weakly_canonical(absolute, error);
   if (error) return absolute.lexically_normal().string();
   return resolved.string();
+}
+
+// Reports whether the resolved paths `a` and `b` name one file: the same
+// path, or two existing paths of the same file (a hard link).
+bool same_file(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  std::error_code error;
+  return fs::equivalent(a, b, error) && !error;
+}
+
+std::string input_conflict_message(const std::string& output,
+                                   const std::string& input,
+                                   const std::string& option) {
+  return "output path '" + output + "' is also an input (" + option + " '" +
+         input + "'); choose another output path";
 }
 
 }  // namespace
@@ -225,7 +240,13 @@ AtomicFile& OutputSet::add(std::string path) {
   if (committed_) {
     throw std::logic_error("OutputSet::add: the set is already committed");
   }
-  std::string resolved = resolve_output_path(path);
+  std::string resolved = resolve_path(path);
+  for (const Input& input : inputs_) {
+    if (same_file(resolved, input.resolved_path)) {
+      throw InvalidArgument(
+          input_conflict_message(path, input.path, input.option));
+    }
+  }
   for (std::size_t i = 0; i < resolved_paths_.size(); ++i) {
     if (resolved_paths_[i] == resolved) {
       throw InvalidArgument("output path '" + path +
@@ -240,6 +261,20 @@ AtomicFile& OutputSet::add(std::string path) {
   files_.push_back(std::move(file));
   resolved_paths_.push_back(std::move(resolved));
   return *files_.back();
+}
+
+void OutputSet::add_input(const std::string& path, const std::string& option) {
+  if (committed_) {
+    throw std::logic_error("OutputSet::add_input: the set is already committed");
+  }
+  std::string resolved = resolve_path(path);
+  for (std::size_t i = 0; i < resolved_paths_.size(); ++i) {
+    if (same_file(resolved_paths_[i], resolved)) {
+      throw InvalidArgument(
+          input_conflict_message(files_[i]->path(), path, option));
+    }
+  }
+  inputs_.push_back({path, option, std::move(resolved)});
 }
 
 void OutputSet::commit_all() {

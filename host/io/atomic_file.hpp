@@ -74,6 +74,8 @@ class AtomicFile {
 /// Add every output file before the computation starts: add() creates the
 /// temporary file at once, so an unwritable output path fails before any
 /// work is done, and a run that fails midway leaves no output behind.
+/// Register the run's input files with add_input() first, so that an output
+/// that would replace an input is rejected before its file is created.
 class OutputSet {
  public:
   OutputSet() = default;
@@ -84,10 +86,18 @@ class OutputSet {
 
   /// Stages the output file `path` and returns it for writing; the
   /// reference stays valid for the lifetime of the set. Throws
-  /// InvalidArgument when `path` names an output already in the set (after
-  /// resolving `.`, `..` and symbolic links), FileError when the file
-  /// cannot be created, and std::logic_error after commit_all().
+  /// InvalidArgument when `path` names an output already in the set or a
+  /// registered input. Paths match after resolving `.`, `..` and symbolic
+  /// links, and an existing file also matches an input it is a hard link
+  /// of. Throws FileError when the file cannot be created, and
+  /// std::logic_error after commit_all().
   AtomicFile& add(std::string path);
+
+  /// Registers `path`, given by the command-line option `option` (such as
+  /// "--starts"), as an input file that no output may replace. Throws
+  /// InvalidArgument when an output already staged is the same file, and
+  /// std::logic_error after commit_all().
+  void add_input(const std::string& path, const std::string& option);
 
   /// Commits every staged file. All files are flushed, closed and checked
   /// before the first rename, so a write error leaves no output file. If a
@@ -103,6 +113,12 @@ class OutputSet {
   // that add() returns stay valid when the vector grows.
   std::vector<std::unique_ptr<AtomicFile>> files_;
   std::vector<std::string> resolved_paths_;
+  struct Input {
+    std::string path;
+    std::string option;
+    std::string resolved_path;
+  };
+  std::vector<Input> inputs_;
   bool committed_ = false;
 };
 

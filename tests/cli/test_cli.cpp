@@ -207,7 +207,21 @@ std::vector<RejectionCase> sample_option_cases() {
       option_case("rtol_below_float_precision", {"--precision", "float", "--rtol", "1e-8"},
                   {{"rtol 1e-8:", "rtol 1e-08:"}, {"float"}, {"use rtol >= "}}),
       option_case("steps_zero", {"--method", "rk4", "--steps", "0"},
-                  {{"steps 0:"}, {"at least 1"}}),
+                  {{"--steps '0'"}, {"from 1 to 2147483647"}}),
+      option_case("steps_negative", {"--method", "rk4", "--steps", "-3"},
+                  {{"--steps '-3'"}, {"from 1 to 2147483647"}}),
+      option_case("steps_not_a_number", {"--method", "rk4", "--steps", "many"},
+                  {{"--steps 'many'"}, {"not a number"}}),
+      option_case("steps_not_whole", {"--method", "rk4", "--steps", "2.5"},
+                  {{"--steps '2.5'"}, {"whole number"}}),
+      option_case("max_steps_zero", {"--max-steps", "0"},
+                  {{"--max-steps '0'"}, {"from 1 to 4294967295"}}),
+      option_case("max_steps_negative", {"--max-steps", "-1"},
+                  {{"--max-steps '-1'"}, {"from 1 to 4294967295"}}),
+      option_case("max_steps_too_large", {"--max-steps", "5e9"},
+                  {{"--max-steps '5e9'"}, {"from 1 to 4294967295"}}),
+      option_case("max_steps_one_above_limit", {"--max-steps", "4294967296"},
+                  {{"--max-steps '4294967296'"}, {"from 1 to 4294967295"}}),
       option_case("unknown_schedule", {"--schedule", "spiral"},
                   {{"'spiral'"}, {"linear"}, {"variance-preserving"}, {"cosine"}, {"all"}}),
       option_case("unknown_method", {"--method", "rk45"},
@@ -229,7 +243,9 @@ std::vector<RejectionCase> sample_option_cases() {
       option_case("seed_too_large", {"--seed", "18446744073709551616"},
                   {{"18446744073709551616"}, {"decimal integer"}}),
       option_case("steps_beyond_int", {"--steps", "2147483648"},
-                  {{"--steps"}, {"2147483648"}, {"range"}}),
+                  {{"--steps '2147483648'"}, {"out of range"}, {"from 1 to 2147483647"}}),
+      option_case("steps_beyond_int_in_scientific_notation", {"--steps", "1e10"},
+                  {{"--steps '1e10'"}, {"from 1 to 2147483647"}}),
   };
 }
 
@@ -346,6 +362,71 @@ std::vector<RejectionCase> output_path_cases() {
   };
 }
 
+/// An output option that names the input file of `option`, which must be
+/// left as it was.
+RejectionCase output_on_input_case(std::string name, std::vector<std::string> arguments,
+                                   std::vector<std::pair<std::string, std::string>> inputs,
+                                   std::string output, std::string option) {
+  RejectionCase rejection = output_case(
+      std::move(name), std::move(arguments), 2,
+      {{"output path '"}, {output}, {"is also an input (" + option + " '"},
+       {"choose another output path"}});
+  rejection.inputs = std::move(inputs);
+  return rejection;
+}
+
+std::vector<RejectionCase> output_on_input_cases() {
+  const std::string mixture = mixture_text("[[0, 0], [1, 1]]", "[0.5, 0.5]");
+  const std::string points = npy_bytes({3, 2}, {0, 0, 1, -2, -0.5, 3});
+  return {
+      output_on_input_case(
+          "sample_endpoints_on_starts",
+          {"sample", "--quiet", "--schedule", "linear", "--starts", "IN/starts.npy",
+           "--endpoints-out", "IN/starts.npy"},
+          {{"starts.npy", valid_starts()}}, "starts.npy", "--starts"),
+      output_on_input_case(
+          "sample_summary_on_mixture",
+          {"sample", "-n", "2000", "--quiet", "--mixture", "IN/mixture.json", "--summary",
+           "IN/./mixture.json"},
+          {{"mixture.json", mixture}}, "mixture.json", "--mixture"),
+      output_on_input_case(
+          "sample_labels_on_starts_with_schedule_name",
+          {"sample", "--quiet", "--schedule", "all", "--starts", "IN/run_cosine.npy",
+           "--labels-out", "IN/run.npy"},
+          {{"run_cosine.npy", valid_starts()}}, "run_cosine.npy", "--starts"),
+      output_on_input_case(
+          "field_velocity_on_points",
+          {"field", "--points", "IN/points.npy", "--times", "0.5", "--velocity-out",
+           "IN/points.npy"},
+          {{"points.npy", points}}, "points.npy", "--points"),
+      output_on_input_case(
+          "field_json_on_mixture",
+          {"field", "--mixture", "IN/mixture.json", "--points", "IN/points.npy", "--times",
+           "0.5", "--json", "IN/mixture.json"},
+          {{"mixture.json", mixture}, {"points.npy", points}}, "mixture.json", "--mixture"),
+      output_on_input_case(
+          "ot_labels_on_points",
+          {"ot", "--quiet", "--points", "IN/grid.npy", "--labels-out", "IN/grid.npy"},
+          {{"grid.npy", points}}, "grid.npy", "--points"),
+      output_on_input_case(
+          "ot_start_labels_on_starts",
+          {"ot", "--quiet", "--starts", "IN/base.npy", "--start-labels-out", "IN/base.npy"},
+          {{"base.npy", points}}, "base.npy", "--starts"),
+      output_on_input_case(
+          "ot_summary_on_mixture",
+          {"ot", "--quiet", "--mixture", "IN/mixture.json", "--summary", "IN/mixture.json"},
+          {{"mixture.json", mixture}}, "mixture.json", "--mixture"),
+      output_on_input_case(
+          "density_out_on_mixture",
+          {"density", "--mixture", "IN/mixture.json", "--out", "IN/mixture.json"},
+          {{"mixture.json", mixture}}, "mixture.json", "--mixture"),
+      output_on_input_case(
+          "crosscheck_summary_on_mixture",
+          {"crosscheck", "--mixture", "IN/mixture.json", "--summary", "IN/mixture.json"},
+          {{"mixture.json", mixture}}, "mixture.json", "--mixture"),
+  };
+}
+
 RejectionCase field_case(std::string name, std::vector<std::string> options,
                          std::vector<std::vector<std::string>> message_parts,
                          std::string points = npy_bytes({3, 2}, {0, 0, 1, -2, -0.5, 3})) {
@@ -376,6 +457,16 @@ std::vector<RejectionCase> field_cases() {
                  {{"'0.5,,0.6'"}, {"empty item"}}),
       field_case("field_time_trailing_comma", {"--points", "IN/points.npy", "--times", "0.5,"},
                  {{"'0.5,'"}, {"empty item"}}),
+      field_case("field_times_count_zero", {"--points", "IN/points.npy", "--times", "0:0.5:0"},
+                 {{"'0:0.5:0'"}, {"COUNT must be a whole number from 2 to 1000000"}}),
+      field_case("field_times_count_one", {"--points", "IN/points.npy", "--times", "0:0.5:1"},
+                 {{"'0:0.5:1'"}, {"COUNT must be a whole number from 2 to 1000000"}}),
+      field_case("field_times_count_too_large",
+                 {"--points", "IN/points.npy", "--times", "0:0.5:2e6"},
+                 {{"'0:0.5:2e6'"}, {"COUNT must be a whole number from 2 to 1000000"}}),
+      field_case("field_times_count_not_a_number",
+                 {"--points", "IN/points.npy", "--times", "0:0.5:ten"},
+                 {{"'0:0.5:ten'"}, {"COUNT must be a whole number from 2 to 1000000"}}),
       field_case("field_missing_points", {"--times", "0.5"}, {{"--points"}, {"required"}}),
       field_case("field_points_wrong_dimension",
                  {"--points", "IN/points.npy", "--times", "0.5"},
@@ -457,6 +548,13 @@ TEST_P(CommandRejection, FailsWithMessageAndNoOutput) {
   }
   EXPECT_THAT(result.standard_output, IsEmpty());
   EXPECT_THAT(directory_entries(output_directory), IsEmpty());
+  std::set<std::string> input_names;
+  for (const auto& [name, contents] : rejection.inputs) {
+    input_names.insert(name);
+    EXPECT_EQ(read_bytes((input_directory / name).string()), contents)
+        << "input file " << name << " changed";
+  }
+  EXPECT_EQ(directory_entries(input_directory), input_names);
 }
 
 std::string case_name(const testing::TestParamInfo<RejectionCase>& info) {
@@ -477,6 +575,8 @@ INSTANTIATE_TEST_SUITE_P(Starts, CommandRejection, testing::ValuesIn(starts_case
                          case_name);
 INSTANTIATE_TEST_SUITE_P(OutputPath, CommandRejection,
                          testing::ValuesIn(output_path_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(OutputOnInput, CommandRejection,
+                         testing::ValuesIn(output_on_input_cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(Analysis, CommandRejection, testing::ValuesIn(analysis_cases()),
                          case_name);
 INSTANTIATE_TEST_SUITE_P(Field, CommandRejection, testing::ValuesIn(field_cases()),
@@ -498,6 +598,31 @@ TEST(Program, RequiresSubcommand) {
 
   EXPECT_EQ(result.exit_status, 2) << describe_result(result);
   EXPECT_THAT(result.standard_error, HasSubstr("subcommand"));
+}
+
+TEST(Program, NamesUnknownSubcommand) {
+  for (const std::string word : {"foo", "help"}) {
+    SCOPED_TRACE(word);
+
+    const CommandResult result = run_fmg({word});
+
+    EXPECT_EQ(result.exit_status, 2) << describe_result(result);
+    EXPECT_THAT(result.standard_error, HasSubstr("unknown subcommand '" + word + "'"));
+    EXPECT_THAT(result.standard_error,
+                HasSubstr("sample, field, density, crosscheck and ot"));
+    EXPECT_THAT(result.standard_output, IsEmpty());
+  }
+}
+
+TEST(SampleSteps, AcceptScientificNotation) {
+  const CommandResult result =
+      run_fmg({"sample", "-q", "-n", "50", "--schedule", "linear", "--backend", "cpu",
+               "--method", "euler", "--steps", "1e2", "--max-steps", "1e3", "--json"});
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  EXPECT_EQ(summary["options"]["steps"], 100);
+  EXPECT_EQ(summary["options"]["max_steps"], 1000);
 }
 
 /// Returns the line of `help` that documents `option`: its first word,
@@ -1029,6 +1154,99 @@ TEST(SampleFloat, WritesFloat32Arrays) {
   EXPECT_EQ(summary["runs"][0]["precision"], "float");
   EXPECT_EQ(summary["runs"][0]["failures"]["max_steps_reached"], 0);
   EXPECT_EQ(summary["runs"][0]["failures"]["non_finite_state"], 0);
+}
+
+// ---------------------------------------------------------------------------
+// Warnings: in the summary's "warnings" list and on stderr.
+// ---------------------------------------------------------------------------
+
+/// Returns the number of failed samples in a summary's run.
+std::uint64_t failed_samples(const json& run) {
+  return run["failures"]["max_steps_reached"].get<std::uint64_t>() +
+         run["failures"]["non_finite_state"].get<std::uint64_t>();
+}
+
+TEST(SampleWarnings, PartialFailureIsReported) {
+  const CommandResult result =
+      run_fmg({"sample", "-q", "-n", "1000", "--schedule", "linear", "--max-steps", "12",
+               "--backend", "cpu", "--json"});
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  const std::uint64_t failed = failed_samples(summary["runs"][0]);
+  ASSERT_GT(failed, 0u);
+  ASSERT_LT(failed, 1000u);
+  ASSERT_EQ(summary["warnings"].size(), 1u);
+  const std::string warning = summary["warnings"][0].get<std::string>();
+  EXPECT_THAT(warning, HasSubstr(std::to_string(failed) + " of 1000 samples failed"));
+  EXPECT_THAT(warning, HasSubstr("linear schedule"));
+  EXPECT_THAT(warning, HasSubstr("max_steps_reached"));
+  EXPECT_THAT(warning, HasSubstr("may be biased"));
+  EXPECT_THAT(warning, HasSubstr("--max-steps (now 12)"));
+  EXPECT_THAT(result.standard_error, HasSubstr("fmg: warning: " + warning));
+}
+
+TEST(SampleWarnings, TotalFailureIsReported) {
+  const CommandResult result =
+      run_fmg({"sample", "-q", "-n", "200", "--schedule", "cosine", "--max-steps", "1",
+               "--backend", "cpu", "--json"});
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  ASSERT_EQ(failed_samples(summary["runs"][0]), 200u);
+  ASSERT_EQ(summary["warnings"].size(), 1u);
+  const std::string warning = summary["warnings"][0].get<std::string>();
+  EXPECT_THAT(warning, HasSubstr("every sample failed under the cosine schedule"));
+  EXPECT_THAT(warning, HasSubstr("200 max_steps_reached"));
+  EXPECT_THAT(warning, HasSubstr("--max-steps (now 1)"));
+  EXPECT_TRUE(summary["runs"][0]["fractions"][0].is_null());
+}
+
+TEST(SampleWarnings, NoWarningWithoutFailure) {
+  const CommandResult result =
+      run_fmg({"sample", "-q", "-n", "500", "--schedule", "linear", "--backend", "cpu",
+               "--json"});
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  EXPECT_EQ(failed_samples(summary["runs"][0]), 0u);
+  EXPECT_THAT(summary["warnings"], IsEmpty());
+  EXPECT_THAT(result.standard_error, Not(HasSubstr("warning")));
+}
+
+/// Runs the mixture whose atoms 0 and 1 differ by 1e-9, below float
+/// resolution at 1, in `precision` and returns the result.
+CommandResult run_nearly_coinciding_atoms(const TempDirectory& directory,
+                                          const std::string& precision) {
+  const std::string path = directory.file("mixture.json");
+  write_bytes(path, "{\"atoms\": [[1, 0], [1.000000001, 0], [-1, 0]], "
+                    "\"weights\": [0.3, 0.3, 0.4]}\n");
+  return run_fmg({"sample", "-q", "-n", "500", "--schedule", "linear", "--backend", "cpu",
+                  "--precision", precision, "--mixture", path, "--json"});
+}
+
+TEST(SampleWarnings, AtomsCoincidingInFloatAreReported) {
+  const TempDirectory directory;
+
+  const CommandResult result = run_nearly_coinciding_atoms(directory, "float");
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  ASSERT_EQ(summary["warnings"].size(), 1u);
+  const std::string warning = summary["warnings"][0].get<std::string>();
+  EXPECT_THAT(warning, HasSubstr("atoms 0 and 1 coincide in float precision"));
+  EXPECT_THAT(result.standard_error, HasSubstr("fmg: warning: " + warning));
+  EXPECT_EQ(summary["runs"][0]["counts"][1], 0);
+}
+
+TEST(SampleWarnings, AtomsDistinctInDoubleAreNotReported) {
+  const TempDirectory directory;
+
+  const CommandResult result = run_nearly_coinciding_atoms(directory, "double");
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  EXPECT_THAT(summary["warnings"], IsEmpty());
 }
 
 /// Runs a one-schedule sample with `options` and returns the bytes of its

@@ -269,6 +269,96 @@ TEST_F(OutputSetTest, SameFileSpelledDifferentlyRejected) {
   EXPECT_THROW(outputs.add((directory_.path() / "." / "a.txt").string()), InvalidArgument);
 }
 
+TEST_F(OutputSetTest, OutputOnInputRejected) {
+  const std::string input = directory_.file("starts.npy");
+  write_bytes(input, "input");
+  OutputSet outputs;
+  outputs.add_input(input, "--starts");
+
+  const std::string message = message_of<InvalidArgument>([&] { outputs.add(input); });
+
+  EXPECT_NE(message.find("output path '" + input + "'"), std::string::npos) << message;
+  EXPECT_NE(message.find("is also an input (--starts"), std::string::npos) << message;
+  EXPECT_NE(message.find("choose another output path"), std::string::npos) << message;
+  EXPECT_EQ(outputs.size(), 0u);
+  EXPECT_EQ(directory_.entries(), std::set<std::string>{"starts.npy"});
+  EXPECT_EQ(read_bytes(input), "input");
+}
+
+TEST_F(OutputSetTest, OutputOnInputSpelledDifferentlyRejected) {
+  const std::string input = directory_.file("starts.npy");
+  write_bytes(input, "input");
+  fs::create_directory(directory_.path() / "sub");
+  OutputSet outputs;
+  outputs.add_input(input, "--starts");
+
+  EXPECT_THROW(outputs.add((directory_.path() / "sub" / ".." / "starts.npy").string()),
+               InvalidArgument);
+  EXPECT_EQ(read_bytes(input), "input");
+}
+
+TEST_F(OutputSetTest, OutputThroughSymlinkToInputRejected) {
+  const std::string input = directory_.file("mixture.json");
+  write_bytes(input, "{}");
+  const std::string link = directory_.file("link.json");
+  fs::create_symlink(input, link);
+  OutputSet outputs;
+  outputs.add_input(input, "--mixture");
+
+  const std::string message = message_of<InvalidArgument>([&] { outputs.add(link); });
+
+  EXPECT_NE(message.find("'" + link + "'"), std::string::npos) << message;
+  EXPECT_NE(message.find("--mixture"), std::string::npos) << message;
+  EXPECT_EQ(read_bytes(input), "{}");
+}
+
+TEST_F(OutputSetTest, OutputHardLinkedToInputRejected) {
+  const std::string input = directory_.file("points.npy");
+  write_bytes(input, "input");
+  const std::string hard_link = directory_.file("copy.npy");
+  fs::create_hard_link(input, hard_link);
+  OutputSet outputs;
+  outputs.add_input(input, "--points");
+
+  const std::string message = message_of<InvalidArgument>([&] { outputs.add(hard_link); });
+
+  EXPECT_NE(message.find("'" + hard_link + "'"), std::string::npos) << message;
+  EXPECT_NE(message.find("--points '" + input + "'"), std::string::npos) << message;
+  EXPECT_EQ(read_bytes(hard_link), "input");
+}
+
+TEST_F(OutputSetTest, InputAfterOutputRejected) {
+  const std::string path = directory_.file("data.npy");
+  write_bytes(path, "input");
+  OutputSet outputs;
+  outputs.add(path);
+
+  const std::string message =
+      message_of<InvalidArgument>([&] { outputs.add_input(path, "--points"); });
+
+  EXPECT_NE(message.find("is also an input (--points"), std::string::npos) << message;
+}
+
+TEST_F(OutputSetTest, OutputBesideInputAccepted) {
+  const std::string input = directory_.file("starts.npy");
+  write_bytes(input, "input");
+  OutputSet outputs;
+  outputs.add_input(input, "--starts");
+  outputs.add(directory_.file("endpoints.npy")).stream() << "output";
+
+  outputs.commit_all();
+
+  EXPECT_EQ(read_bytes(input), "input");
+  EXPECT_EQ(read_bytes(directory_.file("endpoints.npy")), "output");
+}
+
+TEST_F(OutputSetTest, AddInputAfterCommitThrows) {
+  OutputSet outputs;
+  outputs.commit_all();
+
+  EXPECT_THROW(outputs.add_input(directory_.file("a.txt"), "--mixture"), std::logic_error);
+}
+
 TEST_F(OutputSetTest, MissingDirectoryFailsOnAdd) {
   OutputSet outputs;
   outputs.add(directory_.file("a.txt"));
