@@ -54,6 +54,13 @@ std::vector<double> parse_times(const std::vector<std::string>& arguments);
 /// /proc/meminfo; no check where that cannot be read).
 void require_memory(double bytes, const std::string& what, const std::string& advice);
 
+/// Throws InvalidArgument naming `path`, the row and the column of the
+/// first coordinate of `points` (row-major, `cols` per row) above the
+/// magnitude atoms may have in `precision` (1e150 in double, 1e15 in
+/// float), beyond which squared distances overflow.
+void check_point_magnitudes(const std::vector<double>& points, std::size_t cols,
+                            const std::string& path, Precision precision);
+
 /// The mixture of `path`, or the built-in example when `path` is empty.
 Mixture load_mixture(const std::string& path);
 

@@ -84,6 +84,7 @@ void run_field(const FieldArguments& args) {
   }
   const std::vector<double> times = parse_times(args.times);
   const Matrix<double> points = read_npy_matrix<double>(args.points_path, mixture.dim);
+  check_point_magnitudes(points.values, points.cols, args.points_path, precision);
 
   OutputSet outputs;
   if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");

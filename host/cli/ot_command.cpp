@@ -178,8 +178,16 @@ void run_ot(const OtArguments& args) {
     throw InvalidArgument("--start-labels-out needs --starts FILE.npy");
   }
   std::optional<Matrix<double>> grid_points, starts;
-  if (!args.points_path.empty()) grid_points = read_npy_matrix<double>(args.points_path, d);
-  if (!args.starts_path.empty()) starts = read_npy_matrix<double>(args.starts_path, d);
+  if (!args.points_path.empty()) {
+    grid_points = read_npy_matrix<double>(args.points_path, d);
+    check_point_magnitudes(grid_points->values, grid_points->cols, args.points_path,
+                           Precision::float64);
+  }
+  if (!args.starts_path.empty()) {
+    starts = read_npy_matrix<double>(args.starts_path, d);
+    check_point_magnitudes(starts->values, starts->cols, args.starts_path,
+                           Precision::float64);
+  }
   if (starts && static_cast<std::size_t>(args.trajectories) > starts->rows) {
     throw InvalidArgument("invalid --ot-trajectories " + std::to_string(args.trajectories) +
                           ": " + args.starts_path + " has only " +

@@ -297,6 +297,10 @@ void run_sample(const SampleArguments& args) {
 
   FlowRunOptions options = to_run_options(args, samples);
   validate_mixture(mixture, options.precision);
+  if (starts) {
+    check_point_magnitudes(*starts, static_cast<std::size_t>(mixture.dim), args.starts_path,
+                           options.precision);
+  }
   validate_flow_options(options, mixture.dim);
   if (args.trajectories < 0) {
     throw InvalidArgument("invalid --trajectories " +

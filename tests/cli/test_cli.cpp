@@ -280,6 +280,10 @@ std::vector<RejectionCase> starts_cases() {
   const std::string valid = valid_starts();
   std::vector<double> with_nan(10, 0.0);
   with_nan[3 * 2 + 1] = std::nan("");
+  std::vector<double> huge(10, 0.0);
+  huge[2 * 2 + 1] = 1e300;
+  std::vector<double> huge_for_float(10, 0.0);
+  huge_for_float[1] = -1e20;
   return {
       starts_case("starts_bad_magic", bad_magic, 3, {{"starts.npy"}, {"magic"}}),
       starts_case("starts_truncated_data", valid.substr(0, valid.size() - 8), 3,
@@ -290,6 +294,11 @@ std::vector<RejectionCase> starts_cases() {
                   {{"starts.npy"}, {"(5, 3)"}, {"2 are expected"}}),
       starts_case("starts_nan", npy_bytes({5, 2}, with_nan), 2,
                   {{"starts.npy"}, {"row 3"}, {"column 1"}, {"finite"}}),
+      starts_case("starts_huge", npy_bytes({5, 2}, huge), 2,
+                  {{"starts.npy"}, {"row 2"}, {"column 1"}, {"1e150"}}),
+      starts_case("starts_huge_for_float", npy_bytes({5, 2}, huge_for_float), 2,
+                  {{"starts.npy"}, {"row 0"}, {"column 1"}, {"1e15"}},
+                  {"--precision", "float"}),
       starts_case("starts_rows_disagree_with_n", valid, 2,
                   {{"-n 4"}, {"5 starting points"}}, {"-n", "4"}),
   };
@@ -453,6 +462,8 @@ std::vector<RejectionCase> field_cases() {
                  {{"time -0.1:"}, {"[0, 1)"}}),
       field_case("field_time_not_a_number", {"--points", "IN/points.npy", "--times", "noon"},
                  {{"'noon'"}, {"not a number"}}),
+      field_case("field_point_huge", {"--points", "IN/points.npy", "--times", "0.5"},
+                 {{"points.npy"}, {"row 1"}, {"1e150"}}, npy_bytes({2, 2}, {0, 0, 0, 1e200})),
       field_case("field_time_empty_item", {"--points", "IN/points.npy", "--times", "0.5,,0.6"},
                  {{"'0.5,,0.6'"}, {"empty item"}}),
       field_case("field_time_trailing_comma", {"--points", "IN/points.npy", "--times", "0.5,"},
