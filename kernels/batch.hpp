@@ -191,8 +191,9 @@ std::unique_ptr<FlowBackend<T>> make_cuda_flow_backend(
 inline constexpr long long cpu_matrix_path_min_work = 32;
 
 /// K * d from which the CUDA backend's automatic choice takes the matrix
-/// path. TODO: measure the crossover on a device; until then `automatic`
-/// keeps the direct path and only VelocityPath::matrix selects cuBLAS.
+/// path. NOTE: the crossover has not been measured on a device, so until
+/// then `automatic` keeps the direct path and only VelocityPath::matrix
+/// selects cuBLAS.
 inline constexpr long long cuda_matrix_path_min_work =
     std::numeric_limits<long long>::max();
 
