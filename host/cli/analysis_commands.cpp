@@ -1,5 +1,6 @@
 // fmg density and fmg crosscheck: the marginal density on a grid, and the
 // closed-form velocity against the autodiff score of log rho_t.
+#include <cmath>
 #include <memory>
 
 #include "host/analysis/crosscheck.hpp"
@@ -59,9 +60,13 @@ void run_density(const DensityArguments& args) {
   // 2^28 values (2 GiB of float64) bound the array kept in memory.
   constexpr double max_values = 268435456.0;
   if (args.grid < 2 || static_cast<double>(args.grid) * args.grid * times.size() > max_values) {
+    const int largest = static_cast<int>(
+        std::floor(std::sqrt(max_values / static_cast<double>(times.size()))));
     throw InvalidArgument("invalid --grid " + std::to_string(args.grid) +
                           ": it must be at least 2 points per axis, and grid^2 times the "
-                          "number of times at most 2^28 values (--grid 9459 for 3 times)");
+                          "number of times at most 2^28 values (--grid " +
+                          std::to_string(largest) + " at most for " +
+                          std::to_string(times.size()) + " times)");
   }
   if (args.out_path.empty()) {
     throw InvalidArgument("--out FILE.npy is required");
@@ -123,6 +128,11 @@ void run_crosscheck(const CrosscheckArguments& args) {
                             "posterior mean");
     }
   }
+  // The base points stay in memory, in double and in a float copy.
+  require_memory(12.0 * static_cast<double>(n) * mixture.dim,
+                 "crosscheck of --n " + args.samples + " points in d = " +
+                     std::to_string(mixture.dim),
+                 "compare at fewer points");
   OutputSet outputs;
   if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");
   AtomicFile* summary =

@@ -389,6 +389,30 @@ void run_sample(const SampleArguments& args) {
                                           : nlohmann::json(args.starts_path)}};
   summary["runs"] = nlohmann::json::array();
   std::vector<std::string> warnings = coinciding_atom_warnings(mixture, options.precision);
+  if (options.method != Method::dopri5) {
+    // Atoms D apart split the samples near b D / a^2 = 1; a fixed step ten
+    // times longer than first_step_limit (where b D = a^2 / 10) crosses
+    // that split in one step.
+    const double t_end = 1.0 - options.eps;
+    const double step = t_end / options.steps;
+    const auto short_number = [](double value) {
+      std::ostringstream text;
+      text.precision(2);
+      text << value;
+      return text.str();
+    };
+    for (ScheduleKind kind : schedules) {
+      const double limit = first_step_limit(mixture, kind, t_end);
+      if (step > 10.0 * limit) {
+        warnings.push_back(
+            "under the " + std::string(schedule_name(kind)) + " schedule the atoms split the samples "
+            "near t = " + short_number(10.0 * limit) + ", before the end of the first fixed "
+            "step (" + short_number(step) + "), so samples may reach the wrong atom; use --method "
+            "dopri5 or at least --steps " +
+            std::to_string(static_cast<long long>(std::ceil(t_end / (10.0 * limit)))));
+      }
+    }
+  }
   nlohmann::json files = nlohmann::json::object();
 
   NpyStream* base_stream = nullptr;

@@ -512,6 +512,15 @@ std::vector<RejectionCase> analysis_cases() {
       RejectionCase{"density_grid_too_large",
                     {"density", "--grid", "100000", "--out", "OUT/rho.npy"}, {}, 2,
                     {{"--grid 100000"}, {"2^28"}}, {}, false},
+      // The default three times allow 9459 points per axis, 200 times 1158.
+      RejectionCase{"density_grid_hint_follows_times",
+                    {"density", "--grid", "1200", "--times", "0.1:0.9:200", "--out",
+                     "OUT/rho.npy"},
+                    {}, 2, {{"--grid 1158 at most for 200 times"}}, {}, false},
+      // 1e12 points in d = 2 would need 24 TB of memory.
+      RejectionCase{"crosscheck_exceeds_memory",
+                    {"crosscheck", "-n", "1e12", "--summary", "OUT/cc.json"}, {}, 2,
+                    {{"--n 1e12"}, {"GiB of memory"}}, {}, false},
       RejectionCase{"crosscheck_time_zero",
                     {"crosscheck", "--times", "0", "--summary", "OUT/cc.json"}, {}, 2,
                     {{"time 0"}, {"(0, 1)"}}, {}, false},
@@ -1258,6 +1267,33 @@ TEST(SampleWarnings, AtomsDistinctInDoubleAreNotReported) {
   ASSERT_EQ(result.exit_status, 0) << describe_result(result);
   const json summary = json::parse(result.standard_output);
   EXPECT_THAT(summary["warnings"], IsEmpty());
+}
+
+// Atoms 3e9 apart split the samples near t = 4e-5 under the cosine
+// schedule, long before the first of 100 fixed steps ends.
+TEST(SampleWarnings, FixedStepLongerThanSplitIsReported) {
+  const TempDirectory directory;
+  const std::string path = directory.file("far.json");
+  write_bytes(path, "{\"atoms\": [[0, 3e9], [1, 1]], \"weights\": [0.5, 0.5]}\n");
+
+  const CommandResult result =
+      run_fmg({"sample", "-q", "-n", "200", "--schedule", "cosine", "--method", "rk4",
+               "--backend", "cpu", "--mixture", path, "--json"});
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(result.standard_output);
+  ASSERT_EQ(summary["warnings"].size(), 1u);
+  const std::string warning = summary["warnings"][0].get<std::string>();
+  EXPECT_THAT(warning, HasSubstr("cosine schedule the atoms split the samples"));
+  EXPECT_THAT(warning, HasSubstr("--method dopri5"));
+}
+
+TEST(SampleWarnings, DefaultFixedStepsOnExampleAreNotReported) {
+  const CommandResult result =
+      run_fmg({"sample", "-q", "-n", "200", "--method", "rk4", "--backend", "cpu", "--json"});
+
+  ASSERT_EQ(result.exit_status, 0) << describe_result(result);
+  EXPECT_THAT(json::parse(result.standard_output)["warnings"], IsEmpty());
 }
 
 /// Runs a one-schedule sample with `options` and returns the bytes of its
