@@ -274,6 +274,7 @@ double first_step_limit(const Mixture& mixture, ScheduleKind kind, double t_end)
     extent2 += (high[j] - low[j]) * (high[j] - low[j]);
   }
   const double extent = std::sqrt(extent2);
+
   // Samples split between atoms a distance D apart once b D / a^2 reaches
   // order one (the log ratio of two responsibilities moves by about
   // b D |z| / a^2 for a base sample z). The limit is the time where
@@ -283,6 +284,7 @@ double first_step_limit(const Mixture& mixture, ScheduleKind kind, double t_end)
     return v.b * extent - 0.1 * v.a * v.a;
   };
   if (!(extent > 0.0) || excess(t_end) <= 0.0) return t_end;
+
   double below = 0.0, above = t_end;
   for (int i = 0; i < 200 && above - below > 1e-3 * below; ++i) {
     const double middle = 0.5 * (below + above);

@@ -68,7 +68,7 @@ struct FlowChunk {
   std::int32_t* labels = nullptr;  ///< Receives endpoint_label().
 };
 
-/// How a backend evaluates the velocity. `direct` runs the per-sample
+/// Velocity evaluation scheme of a backend. `direct` runs the per-sample
 /// log-sum-exp over the atoms (kernels/mixture.hpp). `matrix` advances a
 /// block of samples in lockstep and evaluates their velocities with two
 /// matrix products (kernels/cpu/gemm_flow.hpp). `automatic` lets the

@@ -192,7 +192,10 @@ FMG_HD FMG_INLINE T dopri5_first_step_from_trial(
   const T dmax = math::max(d1, d2);
   T h1 = dmax <= T(1e-15) ? math::max(T(1e-6), h0 * T(1e-3))
                           : math::pow(T(0.01) / dmax, T(0.2));
-  if (!math::isfinite(h1)) h1 = h0;
+  // A non-finite second velocity gives dmax = inf and h1 = 0, a step that
+  // would never advance: keep the trial step, whose error control then
+  // reports the non-finite state.
+  if (!math::isfinite(dmax) || !math::isfinite(h1)) h1 = h0;
   return math::min(math::min(T(100) * h0, h1), control.max_first_step);
 }
 

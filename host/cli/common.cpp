@@ -180,15 +180,15 @@ void require_memory(double bytes, const std::string& what, const std::string& ad
 
 void check_point_magnitudes(const std::vector<double>& points, std::size_t cols,
                             const std::string& path, Precision precision) {
-  const bool is_float = precision == Precision::float32;
-  const double max_magnitude = is_float ? 1e15 : 1e150;
+  const double max_magnitude = max_coordinate_magnitude(precision);
   for (std::size_t i = 0; i < points.size(); ++i) {
     if (std::fabs(points[i]) <= max_magnitude) continue;
     throw InvalidArgument(path + ": value " + format_number(points[i]) + " at row " +
                           std::to_string(i / cols) + ", column " +
                           std::to_string(i % cols) + " (0-based) is invalid; in " +
-                          (is_float ? "float32" : "float64") +
-                          " coordinates must not exceed " + (is_float ? "1e15" : "1e150") +
+                          (precision == Precision::float32 ? "float32" : "float64") +
+                          " coordinates must not exceed " +
+                          max_coordinate_magnitude_text(precision) +
                           " in magnitude, so that squared distances stay finite");
   }
 }

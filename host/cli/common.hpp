@@ -50,8 +50,8 @@ double parse_real(const std::string& text, const std::string& option);
 std::vector<double> parse_times(const std::vector<std::string>& arguments);
 
 /// Throws InvalidArgument naming `what`, the sizes and `advice` when
-/// `bytes` of memory exceed the memory available now (MemAvailable of
-/// /proc/meminfo; no check where that cannot be read).
+/// `bytes` of memory exceed the memory available now, read as MemAvailable
+/// from /proc/meminfo. Where that file cannot be read, nothing is checked.
 void require_memory(double bytes, const std::string& what, const std::string& advice);
 
 /// Throws InvalidArgument naming `path`, the row and the column of the

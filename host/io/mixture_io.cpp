@@ -260,6 +260,17 @@ Mixture read_mixture_file(const std::string& path) {
   return parse_mixture_json(text, path);
 }
 
+double max_coordinate_magnitude(Precision precision) {
+  // Between two points within the limit a squared coordinate difference is
+  // at most 4e300 (float64) or 4e30 (float32), so a squared distance stays
+  // below DBL_MAX (1.8e308) or FLT_MAX (3.4e38) for dim up to about 4e7.
+  return precision == Precision::float32 ? 1e15 : 1e150;
+}
+
+const char* max_coordinate_magnitude_text(Precision precision) {
+  return precision == Precision::float32 ? "1e15" : "1e150";
+}
+
 void validate_mixture(const Mixture& mixture, Precision precision) {
   const bool is_float = precision == Precision::float32;
   const std::string precision_name = is_float ? "float32" : "float64";
@@ -283,11 +294,8 @@ void validate_mixture(const Mixture& mixture, Precision precision) {
                           " atoms; at most " + std::to_string(INT_MAX) + " are supported");
   }
 
-  // Between two points within the limit a squared coordinate difference is
-  // at most 4e300 (float64) or 4e30 (float32), so a squared distance stays
-  // below DBL_MAX (1.8e308) or FLT_MAX (3.4e38) for dim up to about 4e7.
-  const double max_magnitude = is_float ? 1e15 : 1e150;
-  const char* max_magnitude_text = is_float ? "1e15" : "1e150";
+  const double max_magnitude = max_coordinate_magnitude(precision);
+  const char* max_magnitude_text = max_coordinate_magnitude_text(precision);
   for (std::size_t i = 0; i < mixture.atoms.size(); ++i) {
     const double value = mixture.atoms[i];
     if (std::isfinite(value) && std::fabs(value) <= max_magnitude) continue;

@@ -47,6 +47,15 @@ Mixture parse_mixture_json(const std::string& text, const std::string& source);
 /// parse_mixture_json does.
 Mixture read_mixture_file(const std::string& path);
 
+/// Returns the largest coordinate magnitude of atoms and points at
+/// `precision`: 1e150 in float64 and 1e15 in float32, which keep squared
+/// distances finite.
+double max_coordinate_magnitude(Precision precision);
+
+/// Returns max_coordinate_magnitude(precision) as written in messages:
+/// "1e150" or "1e15".
+const char* max_coordinate_magnitude_text(Precision precision);
+
 /// Checks that `mixture` is usable at `precision`. Throws InvalidArgument
 /// naming the offending value (its index and value) and what is valid when:
 /// there are no atoms; dim < 1 or atoms.size() is not K * dim; more than

@@ -349,8 +349,7 @@ class LaneRunner {
   /// Writes lane l's results and counts them.
   void finish(int l, const SampleCounters& counters) {
     const std::size_t i = static_cast<std::size_t>(s_.sample[l]);
-    Vec point{};
-    for (int j = 0; j < D; ++j) point[j] = s_.x[j][l];
+    const Vec point = lane_point(s_.x, l);
     const int label = endpoint_label(mix_, counters, point);
     if (chunk_.endpoints != nullptr) {
       for (int j = 0; j < D; ++j) chunk_.endpoints[i * D + j] = point[j];
@@ -399,40 +398,29 @@ class LaneRunner {
       for (int l = 0; l < W; ++l) r.h[l] = control.initial_step;
       return;
     }
-    // The heuristic of dopri5_first_step, lane by lane.
-    const T t_end = problem_.t_end;
+    // dopri5_first_step lane by lane, with the second velocity evaluated
+    // across lanes between its two halves.
     alignas(64) T d1[W], h0[W];
     for (int l = 0; l < W; ++l) {
-      T d0 = T(0), d1_sum = T(0);
-      for (int j = 0; j < D; ++j) {
-        const T scale = control.atol + control.rtol * math::fabs(r.x[j][l]);
-        d0 += (r.x[j][l] / scale) * (r.x[j][l] / scale);
-        d1_sum += (r.k1[j][l] / scale) * (r.k1[j][l] / scale);
-      }
-      d0 = math::sqrt(d0 / T(D));
-      d1[l] = math::sqrt(d1_sum / T(D));
-      const T guess = (d0 < T(1e-5) || d1[l] < T(1e-5)) ? T(1e-6) : T(0.01) * d0 / d1[l];
-      h0[l] = math::min(math::min(guess, t_end), control.max_first_step);
-      for (int j = 0; j < D; ++j) r.stage[j][l] = r.x[j][l] + h0[l] * r.k1[j][l];
+      const Vec x = lane_point(r.x, l);
+      const Vec k1 = lane_point(r.k1, l);
+      h0[l] = dopri5_trial_step(x, k1, problem_.t_end, control, d1[l]);
+      for (int j = 0; j < D; ++j) r.stage[j][l] = x[j] + h0[l] * k1[j];
     }
     velocity(h0, r.stage, r.k2);
 
     for (int l = 0; l < W; ++l) {
-      T d2 = T(0);
-      for (int j = 0; j < D; ++j) {
-        const T scale = control.atol + control.rtol * math::fabs(r.x[j][l]);
-        const T diff = (r.k2[j][l] - r.k1[j][l]) / scale;
-        d2 += diff * diff;
-      }
-      d2 = math::sqrt(d2 / T(D)) / h0[l];
-      const T dmax = math::max(d1[l], d2);
-      // (0.01 / dmax)^(1/5) = (100 dmax)^(-1/5).
-      const T tiny = math::max(T(1e-6), h0[l] * T(1e-3));
-      T h1 = dmax <= T(1e-15) ? tiny : pow_minus_fifth(T(100) * dmax);
-      h1 = math::isfinite(dmax) && math::isfinite(h1) ? h1 : h0[l];
-      r.h[l] = math::min(math::min(T(100) * h0[l], h1), control.max_first_step);
+      r.h[l] = dopri5_first_step_from_trial(lane_point(r.x, l), lane_point(r.k1, l),
+                                            lane_point(r.k2, l), h0[l], d1[l], control);
       r.evaluations[l] = T(2);
     }
+  }
+
+  /// Returns lane l of a [D][W] array as a point.
+  static Vec lane_point(const T (&values)[D][W], int l) {
+    Vec point{};
+    for (int j = 0; j < D; ++j) point[j] = values[j][l];
+    return point;
   }
 
   /// Starts lane l on the next prepared sample. Returns false when that
@@ -549,8 +537,7 @@ class LaneRunner {
   void nearest_atom_velocity(int l, T t, const T (&at)[D][W], T (&k)[D][W]) const {
     T a, b, da, db;
     schedule_lane(problem_.schedule, t, a, b, da, db);
-    Vec point{};
-    for (int j = 0; j < D; ++j) point[j] = at[j][l];
+    const Vec point = lane_point(at, l);
     int nearest = 0;
     T nearest_dist = math::infinity<T>();
     for (int kk = 0; kk < mix_.num_atoms; ++kk) {

@@ -254,6 +254,35 @@ TEST(Dopri5, NonFiniteFieldEndsWithStatus) {
   }
 }
 
+// A non-finite second velocity used to give a first step of 0, which never
+// advances; the trial step is kept instead.
+TEST(Dopri5, NonFiniteSecondVelocityKeepsTrialStep) {
+  const StepControl<double> control;
+  const Vec2 x{0.5, -0.25};
+  const Vec2 k1{1.0, 2.0};
+  const Vec2 k2{std::numeric_limits<double>::infinity(), 0.0};
+  const double h0 = 1e-3;
+
+  const double h = dopri5_first_step_from_trial(x, k1, k2, h0, 1.0, control);
+
+  EXPECT_EQ(h, h0);
+}
+
+TEST(Dopri5, FirstStepStaysWithinLimit) {
+  StepControl<double> control;
+  control.max_first_step = 1e-7;
+  const Vec2 x{0.5, -0.25};
+  const Vec2 k1{1e-3, 2e-3};
+  const Vec2 k2{1e-3, 2e-3};
+  double d1 = 0.0;
+
+  const double h0 = dopri5_trial_step(x, k1, 0.999, control, d1);
+  const double h = dopri5_first_step_from_trial(x, k1, k2, h0, d1, control);
+
+  EXPECT_LE(h0, 1e-7);
+  EXPECT_LE(h, 1e-7);
+}
+
 TEST(FixedStep, NonFiniteFieldEndsWithStatus) {
   Vec2 x{{1.0, 2.0}};
   Workspace<Vec2> ws{};

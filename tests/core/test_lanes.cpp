@@ -97,8 +97,8 @@ TEST(LaneEngine, MatchesScalarPath) {
   }
 }
 
-/// A mixture of `atoms` atoms in dimension d, the second of weight zero
-/// when there are two or more.
+/// Returns a mixture of `atoms` atoms in dimension d, the second of weight
+/// zero when there are two or more.
 Mixture mixture_with_atoms(int atoms, int d) {
   Mixture mixture;
   mixture.dim = d;
@@ -123,7 +123,7 @@ FlowRunOptions small_run(Method method, ScheduleKind kind) {
 }
 
 // The engine has a specialised velocity for each atom count up to four,
-// which evaluates K - 1 exponentials; each must agree with the scalar path.
+// which evaluates K - 1 exponentials. Each must agree with the scalar path.
 TEST(LaneEngine, EveryAtomCountMatchesScalarPath) {
   for (int atoms : {1, 2, 3, 4, 5}) {
     for (int d : {1, 2, 3}) {
