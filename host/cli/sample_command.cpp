@@ -594,8 +594,8 @@ void add_sample_command(CLI::App& app) {
                   "Write the (M, points, d) float64 trajectories to this .npy "
                   "file; the times are in the summary");
   cmd->add_flag("--no-simd", args->no_simd,
-                "CPU backend: integrate one sample at a time instead of eight "
-                "(double) or sixteen (float) per SIMD lane group, for d <= 3");
+                "CPU backend: integrate one sample at a time instead of 32 "
+                "(double) or 64 (float) in lockstep across SIMD lanes, for d <= 3");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress lines on stderr");
   cmd->callback([args, cmd]() {
     reject_empty_values(*cmd);

