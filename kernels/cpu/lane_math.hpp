@@ -34,10 +34,10 @@ FMG_LANE_INLINE To bit_cast(const From& from) {
   return to;
 }
 
-/// e^x to within 1e-15 relative; 0 for x < -708 (where e^x is subnormal or 0), so
-/// e^-inf = 0. Arguments above 709 saturate at e^709.
-FMG_LANE_INLINE double exp(double x) {
-  const double clamped = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
+/// e^x from `clamped`, x already clamped to at most 709, or to -708 where
+/// x < -708, which gives 0. Callers whose arguments cannot exceed 709 skip
+/// that comparison.
+FMG_LANE_INLINE double exp_of_clamped(double x, double clamped) {
   // Round x / ln 2 to the nearest integer k with the 1.5 * 2^52 shifter.
   const double shifter = 6755399441055744.0;
   const double kd = fmadd(clamped, 1.4426950408889634074, shifter);
@@ -69,9 +69,21 @@ FMG_LANE_INLINE double exp(double x) {
   return x < -708.0 ? 0.0 : p * scale;
 }
 
-/// e^x to within 1e-6 relative in float; 0 for x < -87.
-FMG_LANE_INLINE float exp(float x) {
-  const float clamped = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+/// e^x to within 1e-15 relative; 0 for x < -708 (where e^x is subnormal or 0), so
+/// e^-inf = 0. Arguments above 709 saturate at e^709.
+FMG_LANE_INLINE double exp(double x) {
+  return exp_of_clamped(x, x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x));
+}
+
+/// exp(x) for x <= 0, the arguments of the responsibilities' log-sum-exp,
+/// with one comparison fewer; bit for bit the same as exp there.
+FMG_LANE_INLINE double exp_nonpositive(double x) {
+  return exp_of_clamped(x, x < -708.0 ? -708.0 : x);
+}
+
+/// The float counterpart of exp_of_clamped: x clamped to at most 88, and
+/// x < -87 gives 0.
+FMG_LANE_INLINE float exp_of_clamped(float x, float clamped) {
   const float shifter = 12582912.0f;  // 1.5 * 2^23
   const float kd = clamped * 1.44269504f + shifter;
   const float k = kd - shifter;
@@ -89,6 +101,15 @@ FMG_LANE_INLINE float exp(float x) {
   return x < -87.0f ? 0.0f : p * scale;
 }
 
+/// e^x to within 1e-6 relative in float; 0 for x < -87.
+FMG_LANE_INLINE float exp(float x) {
+  return exp_of_clamped(x, x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x));
+}
+
+FMG_LANE_INLINE float exp_nonpositive(float x) {
+  return exp_of_clamped(x, x < -87.0f ? -87.0f : x);
+}
+
 /// x^(-1/5) for x >= 1e-30, to about 1e-9 relative; step-size factors need
 /// no more. Smaller x and NaN give the value at 1e-30.
 template <class T>
@@ -100,19 +121,31 @@ FMG_LANE_INLINE T pow_minus_fifth(T x) {
   const double m =
       bit_cast<double>((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
   const double z = (m - 1.0) / (m + 1.0);
+  // Both polynomials in Estrin's scheme, which shortens their dependency
+  // chains to a few operations each.
   const double z2 = z * z;
+  const double z4 = z2 * z2;
+  const double z8 = z4 * z4;
   const double series =
-      1.0 + z2 * (1.0 / 3 + z2 * (1.0 / 5 + z2 * (1.0 / 7 + z2 * (1.0 / 9 +
-                                  z2 * (1.0 / 11 + z2 * (1.0 / 13))))));
-  const double log2_v = exponent + 2.0 * z * series * 1.4426950408889634074;
+      fmadd(fmadd(1.0 / 13, z4, fmadd(1.0 / 11, z2, 1.0 / 9)), z8,
+            fmadd(fmadd(1.0 / 7, z2, 1.0 / 5), z4, fmadd(1.0 / 3, z2, 1.0)));
+  const double log2_v = fmadd(2.0 * 1.4426950408889634074 * z, series, exponent);
   // 2^y = 2^n 2^f with n = floor(y) and f in [0, 1).
   const double y = -0.2 * log2_v;
   const double n = std::floor(y);
   const double g = (y - n) * 0.69314718055994530942;
-  const double p =
-      1.0 + g * (1.0 + g * (1.0 / 2 + g * (1.0 / 6 + g * (1.0 / 24 + g * (1.0 / 120 +
-      g * (1.0 / 720 + g * (1.0 / 5040 + g * (1.0 / 40320 + g * (1.0 / 362880 +
-      g * (1.0 / 3628800))))))))));
+  const double g2 = g * g;
+  const double g4 = g2 * g2;
+  const double g8 = g4 * g4;
+  const double e01 = fmadd(g, 1.0, 1.0);
+  const double e23 = fmadd(g, 1.0 / 6, 1.0 / 2);
+  const double e45 = fmadd(g, 1.0 / 120, 1.0 / 24);
+  const double e67 = fmadd(g, 1.0 / 5040, 1.0 / 720);
+  const double e89 = fmadd(g, 1.0 / 362880, 1.0 / 40320);
+  const double e03 = fmadd(e23, g2, e01);
+  const double e47 = fmadd(e67, g2, e45);
+  const double e810 = fmadd(1.0 / 3628800, g2, e89);
+  const double p = fmadd(e810, g8, fmadd(e47, g4, e03));
   // n is a whole number in [-205, 21]; adding the 1.5 * 2^52 shifter puts
   // it in the low bits, where integer arithmetic builds 2^n.
   const double shifter = 6755399441055744.0;

@@ -261,7 +261,7 @@ FMG_LANE_INLINE bool velocity_lanes_fixed(const MixtureView<T>& mix, const T* t,
       for (int k = 0; k + 1 < K; ++k) {
         const T this_term = term[k];
         const T next_term = term[k + 1];
-        other[k] = exp((T(k) < top_index ? this_term : next_term) - top);
+        other[k] = exp_nonpositive((T(k) < top_index ? this_term : next_term) - top);
       }
 #pragma GCC unroll 8
       for (int k = 0; k < K; ++k) {
@@ -305,6 +305,7 @@ struct Lanes {
   /// Counters, held as T so that the lane loops updating them vectorise;
   /// T counts exactly far beyond any step limit.
   alignas(64) T accepted[W], rejected[W], evaluations[W], non_finite[W];
+  alignas(64) T idle[W];   ///< 1 where sample is -1, else 0.
   std::int64_t sample[W];  ///< Index in the chunk, or -1 for an idle lane.
 };
 
@@ -349,6 +350,7 @@ class LaneRunner {
     const Vec point = read_start(i);
     for (int j = 0; j < D; ++j) s_.x[j][l] = point[j];
     s_.sample[l] = static_cast<std::int64_t>(i);
+    s_.idle[l] = T(0);
   }
 
   /// Writes lane l's results and counts them.
@@ -362,6 +364,7 @@ class LaneRunner {
     if (chunk_.labels != nullptr) chunk_.labels[i] = label;
     tally_.add(counters, label);
     s_.sample[l] = -1;
+    s_.idle[l] = T(1);
   }
 
   SampleCounters counters_of(int l, SampleStatus status) const {
@@ -439,6 +442,7 @@ class LaneRunner {
       s_.k1[j][l] = r.k1[j][from];
     }
     s_.sample[l] = r.sample[from];
+    s_.idle[l] = T(0);
     s_.t[l] = T(0);
     s_.accepted[l] = T(0);
     s_.rejected[l] = T(0);
@@ -457,6 +461,19 @@ class LaneRunner {
   /// Finishes every lane that reached t_end or a stop condition and starts
   /// idle lanes on the next samples. Returns whether any lane is busy.
   bool settle_dopri5() {
+    // Most steps leave every lane running: find the lanes that need
+    // attention in one vectorised pass before visiting them one by one.
+    const T t_end = problem_.t_end;
+    const T max_steps = static_cast<T>(problem_.control.max_steps);
+    T attention = T(0);
+#pragma omp simd reduction(max : attention)
+    for (int l = 0; l < W; ++l) {
+      const bool stop = !(s_.t[l] < t_end) || s_.non_finite[l] >= T(16) ||
+                        s_.accepted[l] + s_.rejected[l] >= max_steps ||
+                        s_.idle[l] > T(0);
+      attention = stop ? T(1) : attention;
+    }
+    if (!(attention > T(0))) return true;
     bool busy = false;
     for (int l = 0; l < W; ++l) {
       for (;;) {
@@ -565,7 +582,10 @@ class LaneRunner {
     using Pair = std::pair<T, const T (*)[W]>;
     const StepControl<T>& control = problem_.control;
     const T t_end = problem_.t_end;
-    for (int l = 0; l < W; ++l) s_.sample[l] = -1;
+    for (int l = 0; l < W; ++l) {
+      s_.sample[l] = -1;
+      s_.idle[l] = T(1);
+    }
 
     while (settle_dopri5()) {
 
