@@ -52,7 +52,7 @@ FMG_LANE_INLINE double exp_of_clamped(double x, double clamped) {
   const double r2 = r * r;
   const double r4 = r2 * r2;
   const double r8 = r4 * r4;
-  const double p01 = fmadd(r, 1.0, 1.0);
+  const double p01 = r + 1.0;
   const double p23 = fmadd(r, 0.1666666666666668, 0.5000000000000019);
   const double p45 = fmadd(r, 0.008333333333319601, 0.0416666666664881);
   const double p67 = fmadd(r, 0.00019841269890047113, 0.0013888888952314775);
@@ -90,7 +90,7 @@ FMG_LANE_INLINE float exp_of_clamped(float x, float clamped) {
   const float r = (clamped - k * 0.693145752f) - k * 1.42860677e-6f;
   const float r2 = r * r;
   const float r4 = r2 * r2;
-  const float p01 = fmadd(r, 1.0f, 1.0f);
+  const float p01 = r + 1.0f;
   const float p23 = fmadd(r, 1.0f / 6.0f, 0.5f);
   const float p45 = fmadd(r, 1.0f / 120.0f, 1.0f / 24.0f);
   const float p67 = fmadd(r, 1.0f / 5040.0f, 1.0f / 720.0f);
@@ -137,7 +137,7 @@ FMG_LANE_INLINE T pow_minus_fifth(T x) {
   const double g2 = g * g;
   const double g4 = g2 * g2;
   const double g8 = g4 * g4;
-  const double e01 = fmadd(g, 1.0, 1.0);
+  const double e01 = g + 1.0;
   const double e23 = fmadd(g, 1.0 / 6, 1.0 / 2);
   const double e45 = fmadd(g, 1.0 / 120, 1.0 / 24);
   const double e67 = fmadd(g, 1.0 / 5040, 1.0 / 720);
