@@ -34,7 +34,7 @@ struct FlowRunOptions {
   int threads = 0;                   ///< CPU threads; 0 = OpenMP default.
   std::size_t chunk_size = 1 << 20;  ///< Samples per chunk.
   bool progress = true;              ///< Progress lines on stderr.
-  bool cpu_simd = true;  ///< CPU backend: SIMD lanes for d <= 3.
+  bool cpu_simd = true;  ///< CPU backend: SIMD lanes for d <= 8.
   /// Direct per-sample velocities, lockstep matrix products, or the
   /// backend's choice from K * d.
   VelocityPath velocity_path = VelocityPath::automatic;

@@ -167,7 +167,7 @@ struct HostMixture {
 
 /// Creates the OpenMP backend; threads <= 0 uses OpenMP's default. On the
 /// matrix path (`path`, see cpu_uses_matrix_path) samples advance in
-/// lockstep blocks. Otherwise, with `simd`, dimensions 1 to 3 run on the
+/// lockstep blocks. Otherwise, with `simd`, dimensions 1 to 8 run on the
 /// SIMD lane engine (kernels/cpu/lanes.hpp), and every other case runs the
 /// scalar per-sample code.
 template <class T>
@@ -185,9 +185,10 @@ std::unique_ptr<FlowBackend<T>> make_cuda_flow_backend(
     VelocityPath path = VelocityPath::automatic);
 
 /// K * d from which the CPU backend's automatic choice takes the matrix
-/// path in dimension 4 and above. Measured by `fmg_flow_bench --crossover`
-/// on two AMD EPYC cores (bench/RESULTS.md): from d = 4 the matrix path was
-/// 1.3 to 6 times as fast at every K >= 10, and about level at K = 1.
+/// path above the lane engine's dimensions. Measured by `fmg_flow_bench
+/// --crossover` on two AMD EPYC cores (bench/RESULTS.md): from d = 4 the
+/// matrix path was 1.3 to 6 times as fast as the per-sample path at every
+/// K >= 10, and about level at K = 1.
 inline constexpr long long cpu_matrix_path_min_work = 32;
 
 /// K * d from which the CUDA backend's automatic choice takes the matrix
@@ -199,10 +200,10 @@ inline constexpr long long cuda_matrix_path_min_work =
 
 /// Returns whether the CPU backend takes the matrix path for `path` and a
 /// mixture of K = num_atoms atoms in dimension d = dim: always for
-/// `matrix`, never for `direct`, and for `automatic` when d >= 4 and K * d
-/// is at least cpu_matrix_path_min_work. For d <= 2 the SIMD lane engine
-/// was 2 to 6 times as fast as the matrix path at every measured K, and it
-/// also runs d = 3.
+/// `matrix`, never for `direct`, and for `automatic` when d is above
+/// lanes::max_lane_dim (8) and K * d is at least cpu_matrix_path_min_work.
+/// Up to d = 8 the SIMD lane engine was 2 to 6 times as fast as the matrix
+/// path at every measured K (1 to 1000).
 bool cpu_uses_matrix_path(VelocityPath path, int num_atoms, int dim);
 
 /// Likewise for the CUDA backend, with cuda_matrix_path_min_work and no

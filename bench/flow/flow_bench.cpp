@@ -545,7 +545,7 @@ void add_options(CLI::App& app, BenchArguments& args) {
       ->capture_default_str();
   app.add_flag("--no-simd", args.no_simd,
                "CPU backend: integrate one sample per thread at a time, "
-               "without the SIMD lanes used for d <= 3");
+               "without the SIMD lanes used for d <= 8");
   app.add_option("--chunk-size", args.chunk_size, "samples per chunk")
       ->capture_default_str();
 

@@ -559,7 +559,7 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--velocity-path", args->velocity_path,
                   "direct (each sample sums over the atoms), matrix (blocks "
                   "of samples in lockstep, distances as matrix products) or "
-                  "auto (CPU: matrix when d >= 4 and K * d >= 32; CUDA: "
+                  "auto (CPU: matrix when d >= 9 and K * d >= 32; CUDA: "
                   "direct)")
       ->capture_default_str();
   cmd->add_option("--precision", args->precision, "double or float")
@@ -595,7 +595,7 @@ void add_sample_command(CLI::App& app) {
                   "file; the times are in the summary");
   cmd->add_flag("--no-simd", args->no_simd,
                 "CPU backend: integrate one sample at a time instead of 32 "
-                "(double) or 64 (float) in lockstep across SIMD lanes, for d <= 3");
+                "(double) or 64 (float) in lockstep across SIMD lanes, for d <= 8");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress lines on stderr");
   cmd->callback([args, cmd]() {
     reject_empty_values(*cmd);

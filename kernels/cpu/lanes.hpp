@@ -1,6 +1,6 @@
-// SIMD lane engine of the CPU backend for dimensions 1 to 3.
+// SIMD lane engine of the CPU backend for dimensions 1 to 8.
 //
-// W samples (8 in double, 16 in float) advance in lockstep, one per vector
+// W samples (32 in double, 64 in float) advance in lockstep, one per vector
 // lane: every velocity evaluation and every Runge-Kutta stage is a loop over
 // lanes that the compiler vectorises. Under Dormand-Prince each lane keeps
 // its own time and step. A lane whose sample finishes takes the next sample
@@ -19,7 +19,7 @@ namespace fmg::lanes {
 
 /// Largest dimension the lane engine handles; larger ones use the
 /// per-sample path, whose inner loops over d vectorise instead.
-inline constexpr int max_lane_dim = 3;
+inline constexpr int max_lane_dim = 8;
 
 /// Samples [begin, end) of one chunk for the lane engine.
 template <class T>
@@ -32,7 +32,7 @@ struct LaneJob {
 };
 
 /// Integrates the job's samples, writes the chunk's requested outputs for
-/// them and adds their counts to `tally`. mixture.dim must be 1 to 3.
+/// them and adds their counts to `tally`. mixture.dim must be 1 to max_lane_dim.
 void run_lanes(const LaneJob<float>& job, FlowTally& tally);
 void run_lanes(const LaneJob<double>& job, FlowTally& tally);
 

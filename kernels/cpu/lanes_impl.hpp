@@ -795,7 +795,12 @@ void run_any_dim(const LaneJob<T>& job, FlowTally& tally) {
   switch (job.mixture.dim) {
     case 1: LaneRunner<T, 1>(job, tally).run(); break;
     case 2: LaneRunner<T, 2>(job, tally).run(); break;
-    default: LaneRunner<T, 3>(job, tally).run(); break;
+    case 3: LaneRunner<T, 3>(job, tally).run(); break;
+    case 4: LaneRunner<T, 4>(job, tally).run(); break;
+    case 5: LaneRunner<T, 5>(job, tally).run(); break;
+    case 6: LaneRunner<T, 6>(job, tally).run(); break;
+    case 7: LaneRunner<T, 7>(job, tally).run(); break;
+    default: LaneRunner<T, 8>(job, tally).run(); break;
   }
 }
 

@@ -276,8 +276,10 @@ TEST(MatrixPath, IdenticalAcrossThreadCounts) {
 TEST(MatrixPath, AutomaticChoiceFollowsThreshold) {
   EXPECT_FALSE(cpu_uses_matrix_path(VelocityPath::automatic, 3, 2));
   EXPECT_FALSE(cpu_uses_matrix_path(VelocityPath::automatic, 10000, 3));
-  EXPECT_FALSE(cpu_uses_matrix_path(VelocityPath::automatic, 1, 4));
-  EXPECT_TRUE(cpu_uses_matrix_path(VelocityPath::automatic, 8, 4));
+  EXPECT_FALSE(cpu_uses_matrix_path(VelocityPath::automatic, 1, 9));
+  // d <= 8 runs on the lane engine, at every K.
+  EXPECT_FALSE(cpu_uses_matrix_path(VelocityPath::automatic, 10000, 8));
+  EXPECT_TRUE(cpu_uses_matrix_path(VelocityPath::automatic, 4, 9));
   EXPECT_TRUE(cpu_uses_matrix_path(VelocityPath::automatic, 500, 64));
   EXPECT_TRUE(cpu_uses_matrix_path(VelocityPath::matrix, 1, 1));
   EXPECT_FALSE(cpu_uses_matrix_path(VelocityPath::direct, 10000, 1024));
