@@ -16,7 +16,10 @@
 namespace fmg::cli {
 namespace {
 
-/// Parses "a,b" into a range with a < b, both finite.
+/// Parses "a,b" into a range with a < b, both finite and at most 1e150 in
+/// magnitude, the bound on atoms and input points in float64. Beyond it the
+/// width b - a or the squared distances from the grid points to the atoms
+/// overflow.
 std::pair<double, double> parse_range(const std::string& text,
                                       const std::string& option) {
   const std::size_t comma = text.find(',');
@@ -26,9 +29,16 @@ std::pair<double, double> parse_range(const std::string& text,
   }
   const double low = parse_real(text.substr(0, comma), option);
   const double high = parse_real(text.substr(comma + 1), option);
-  if (!(low < high) || !std::isfinite(low) || !std::isfinite(high)) {
+  const double max_magnitude = max_coordinate_magnitude(Precision::float64);
+  if (!(std::fabs(low) <= max_magnitude && std::fabs(high) <= max_magnitude)) {
     throw InvalidArgument("invalid " + option + " '" + text +
-                          "': MIN must be below MAX and both finite");
+                          "': MIN and MAX must be finite and at most " +
+                          max_coordinate_magnitude_text(Precision::float64) +
+                          " in magnitude, so that the width and the squared "
+                          "distances to the atoms stay finite");
+  }
+  if (!(low < high)) {
+    throw InvalidArgument("invalid " + option + " '" + text + "': MIN must be below MAX");
   }
   return {low, high};
 }
@@ -39,7 +49,7 @@ struct DensityArguments {
   std::vector<std::string> times{"0.15", "0.5", "0.9"};
   std::string x_range = "-5,5";
   std::string y_range = "-5,5";
-  int grid = 240;
+  std::string grid = "240";
   std::string out_path;
   std::string summary_path;
 };
@@ -57,14 +67,15 @@ void run_density(const DensityArguments& args) {
   const std::vector<double> times = parse_times(args.times);
   const auto [x_min, x_max] = parse_range(args.x_range, "--x-range");
   const auto [y_min, y_max] = parse_range(args.y_range, "--y-range");
+  const int grid = parse_int_at_least(args.grid, "--grid", 2);
   // 2^28 values (2 GiB of float64) bound the array kept in memory.
   constexpr double max_values = 268435456.0;
-  if (args.grid < 2 || static_cast<double>(args.grid) * args.grid * times.size() > max_values) {
+  if (static_cast<double>(grid) * grid * times.size() > max_values) {
     const int largest = static_cast<int>(
         std::floor(std::sqrt(max_values / static_cast<double>(times.size()))));
-    throw InvalidArgument("invalid --grid " + std::to_string(args.grid) +
-                          ": it must be at least 2 points per axis, and grid^2 times the "
-                          "number of times at most 2^28 values (--grid " +
+    throw InvalidArgument("invalid --grid " + std::to_string(grid) +
+                          ": grid^2 times the number of times must be at most 2^28 "
+                          "values (--grid " +
                           std::to_string(largest) + " at most for " +
                           std::to_string(times.size()) + " times)");
   }
@@ -74,18 +85,18 @@ void run_density(const DensityArguments& args) {
 
   OutputSet outputs;
   if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");
-  AtomicFile& out = outputs.add(args.out_path);
+  AtomicFile& out = outputs.add(args.out_path, "--out");
   AtomicFile* summary =
-      args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path);
+      args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path, "--summary");
 
   const HostMixture<double> data = make_host_mixture<double>(mixture);
-  const std::size_t n = static_cast<std::size_t>(args.grid);
+  const std::size_t n = static_cast<std::size_t>(grid);
   std::vector<double> values;
   values.reserve(times.size() * n * n);
   for (double t : times) {
-    const std::vector<double> grid = log_density_grid(
-        data.view(), kind, t, x_min, x_max, args.grid, y_min, y_max, args.grid);
-    values.insert(values.end(), grid.begin(), grid.end());
+    const std::vector<double> slice = log_density_grid(
+        data.view(), kind, t, x_min, x_max, grid, y_min, y_max, grid);
+    values.insert(values.end(), slice.begin(), slice.end());
   }
   write_npy(out.stream(), NpyType::float64, {times.size(), n, n}, values.data());
   if (summary != nullptr) {
@@ -96,7 +107,7 @@ void run_density(const DensityArguments& args) {
     json["times"] = times;
     json["x_range"] = {x_min, x_max};
     json["y_range"] = {y_min, y_max};
-    json["grid"] = args.grid;
+    json["grid"] = grid;
     json["file"] = args.out_path;
     json["layout"] = "(times, y, x), log density";
     emit_json(json, summary);
@@ -136,7 +147,7 @@ void run_crosscheck(const CrosscheckArguments& args) {
   OutputSet outputs;
   if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");
   AtomicFile* summary =
-      args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path);
+      args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path, "--summary");
 
   const int d = mixture.dim;
   std::vector<double> points(n * d);
@@ -177,11 +188,14 @@ void add_density_command(CLI::App& app) {
   cmd->add_option("--times", args->times,
                   "Times in [0, 1): a list (0.1,0.5) or START:STOP:COUNT")
       ->capture_default_str();
-  cmd->add_option("--x-range", args->x_range, "Grid range MIN,MAX along x")
+  cmd->add_option("--x-range", args->x_range,
+                  "Grid range MIN,MAX along x, both at most 1e150 in magnitude")
       ->capture_default_str();
-  cmd->add_option("--y-range", args->y_range, "Grid range MIN,MAX along y")
+  cmd->add_option("--y-range", args->y_range, "Grid range MIN,MAX along y, likewise")
       ->capture_default_str();
-  cmd->add_option("--grid", args->grid, "Grid points per axis")
+  cmd->add_option("--grid", args->grid,
+                  "Grid points per axis, at least 2; grid^2 times the number of "
+                  "times is at most 2^28")
       ->capture_default_str();
   cmd->add_option("--out", args->out_path,
                   "Write the (times, y, x) float64 log density to this .npy file");

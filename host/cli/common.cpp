@@ -8,6 +8,7 @@
 #include <fstream>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "host/errors.hpp"
@@ -15,8 +16,11 @@
 
 namespace fmg::cli {
 
-std::uint64_t parse_count(const std::string& text, const std::string& option) {
-  const std::string message_start = "invalid " + option + " '" + text + "': ";
+namespace {
+
+// Returns the value of `text` after checking that it is a number in decimal
+// notation. Throws InvalidArgument starting with `message_start` otherwise.
+double parse_decimal(const std::string& text, const std::string& message_start) {
   if (text.empty()) throw InvalidArgument(message_start + "it is empty");
   if (text.find_first_not_of("0123456789.eE+-") != std::string::npos) {
     throw InvalidArgument(message_start +
@@ -28,6 +32,24 @@ std::uint64_t parse_count(const std::string& text, const std::string& option) {
   if (end == text.c_str() || *end != '\0') {
     throw InvalidArgument(message_start + "it is not a number");
   }
+  return value;
+}
+
+// Returns the whole number `value` parsed from `text`; callers check that
+// it is below 2^64. Integers above 2^53 are parsed exactly as integers, not
+// through double.
+std::uint64_t exact_count(const std::string& text, double value) {
+  if (text.find_first_not_of("0123456789") != std::string::npos) {
+    return static_cast<std::uint64_t>(value);
+  }
+  return std::strtoull(text.c_str(), nullptr, 10);
+}
+
+}  // namespace
+
+std::uint64_t parse_count(const std::string& text, const std::string& option) {
+  const std::string message_start = "invalid " + option + " '" + text + "': ";
+  const double value = parse_decimal(text, message_start);
   if (!std::isfinite(value) || value < 1.0) {
     throw InvalidArgument(message_start + "it must be at least 1");
   }
@@ -37,31 +59,39 @@ std::uint64_t parse_count(const std::string& text, const std::string& option) {
   if (std::floor(value) != value) {
     throw InvalidArgument(message_start + "it must be a whole number");
   }
-  // Integers above 2^53 are parsed exactly as integers, not through double.
-  if (text.find_first_not_of("0123456789") == std::string::npos) {
-    return std::strtoull(text.c_str(), nullptr, 10);
+  return exact_count(text, value);
+}
+
+std::uint64_t parse_count_in_range(const std::string& text, const std::string& option,
+                                   std::uint64_t min, std::uint64_t max) {
+  const std::string message_start = "invalid " + option + " '" + text + "': ";
+  const std::string range_message = message_start +
+                                    "it is out of range; give a whole number from " +
+                                    std::to_string(min) + " to " + std::to_string(max);
+  const double value = parse_decimal(text, message_start);
+  // static_cast<double>(max) may round up to 2^64, which the conversion in
+  // exact_count must not reach.
+  if (!(value >= static_cast<double>(min) && value <= static_cast<double>(max)) ||
+      value >= 18446744073709551616.0) {
+    throw InvalidArgument(range_message);
   }
-  return static_cast<std::uint64_t>(value);
+  if (std::floor(value) != value) {
+    throw InvalidArgument(message_start + "it must be a whole number");
+  }
+  const std::uint64_t count = exact_count(text, value);
+  if (count < min || count > max) throw InvalidArgument(range_message);
+  return count;
 }
 
 std::uint64_t parse_count_at_most(const std::string& text,
                                   const std::string& option, std::uint64_t max) {
-  const std::string range_message = "invalid " + option + " '" + text +
-                                    "': it is out of range; give a whole "
-                                    "number from 1 to " + std::to_string(max);
-  // Out-of-range numbers get the range message; text that is no count at
-  // all gets parse_count's message.
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  const bool is_decimal_number =
-      !text.empty() && end != text.c_str() && *end == '\0' &&
-      text.find_first_not_of("0123456789.eE+-") == std::string::npos;
-  if (is_decimal_number && !(value >= 1.0 && value <= static_cast<double>(max))) {
-    throw InvalidArgument(range_message);
-  }
-  const std::uint64_t count = parse_count(text, option);
-  if (count > max) throw InvalidArgument(range_message);
-  return count;
+  return parse_count_in_range(text, option, 1, max);
+}
+
+int parse_int_at_least(const std::string& text, const std::string& option, int min) {
+  return static_cast<int>(parse_count_in_range(
+      text, option, static_cast<std::uint64_t>(min),
+      static_cast<std::uint64_t>(std::numeric_limits<int>::max())));
 }
 
 std::uint64_t parse_seed(const std::string& text, const std::string& option) {
@@ -245,6 +275,24 @@ void reject_empty_values(const CLI::App& command) {
       }
     }
   }
+}
+
+std::set<std::string> given_options(const CLI::App& command) {
+  std::set<std::string> names;
+  for (const CLI::Option* option : command.get_options()) {
+    if (option->count() > 0) names.insert(option->get_name());
+  }
+  return names;
+}
+
+const char* const quiet_help =
+    "No progress lines on stderr; warnings and errors still print there";
+
+std::string format_significant(double value, int digits) {
+  std::ostringstream out;
+  out.precision(digits);
+  out << value;
+  return out.str();
 }
 
 std::string tagged_path(const std::string& path, const std::string& tag) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ enum ExitStatus : int {
   exit_invalid_input = 2,   ///< Invalid option or input value.
   exit_file_error = 3,      ///< Unreadable, malformed or unwritable file.
   exit_unavailable = 4,     ///< Backend or feature not available here.
+  /// fmg ot: the Newton solve stopped at --max-iterations above
+  /// --tolerance. The outputs are written all the same.
+  exit_not_converged = 5,
 };
 
 /// Parses a sample count written as an integer or in scientific notation
@@ -30,11 +34,21 @@ enum ExitStatus : int {
 /// numbers in [1, 2^63), naming `option`.
 std::uint64_t parse_count(const std::string& text, const std::string& option);
 
-/// Parses a count like parse_count and checks that it is at most `max`.
-/// Throws fmg::InvalidArgument naming `option`, the value and the valid
-/// range [1, max] when it lies outside that range.
+/// Parses a whole number written as an integer or in scientific notation
+/// and checks that it lies in [min, max]. Throws fmg::InvalidArgument naming
+/// `option`, the value and the valid range when it does not, and naming
+/// `option` and the value when the text is not a whole number.
+std::uint64_t parse_count_in_range(const std::string& text, const std::string& option,
+                                   std::uint64_t min, std::uint64_t max);
+
+/// Parses a count like parse_count and checks that it is at most `max`:
+/// parse_count_in_range with the range [1, max].
 std::uint64_t parse_count_at_most(const std::string& text,
                                   const std::string& option, std::uint64_t max);
+
+/// Parses a count that fits an int, from `min` to INT_MAX, for options
+/// stored as int.
+int parse_int_at_least(const std::string& text, const std::string& option, int min);
 
 /// Parses a seed: a decimal integer in [0, 2^64 - 1]. Throws
 /// fmg::InvalidArgument naming `option` otherwise.
@@ -84,6 +98,9 @@ class NpyStream {
   std::size_t written_bytes_ = 0;
 };
 
+/// Formats `value` with `digits` significant digits, as in a table.
+std::string format_significant(double value, int digits = 6);
+
 /// Inserts "_<tag>" before the extension of `path` (run.npy -> run_linear.npy).
 std::string tagged_path(const std::string& path, const std::string& tag);
 
@@ -95,11 +112,21 @@ void emit_json(const nlohmann::json& summary, AtomicFile* file);
 /// otherwise read as "not given".
 void reject_empty_values(const CLI::App& command);
 
+/// Returns the names of the options of `command` given on its command
+/// line, such as "--steps". An option given with its default value is in
+/// the set, and an option left out is not.
+std::set<std::string> given_options(const CLI::App& command);
+
+/// Help text of -q/--quiet, the same for every subcommand that has it.
+extern const char* const quiet_help;
+
 /// Registers the subcommands; each returns through exceptions on failure.
 void add_sample_command(CLI::App& app);
 void add_field_command(CLI::App& app);
 void add_density_command(CLI::App& app);
 void add_crosscheck_command(CLI::App& app);
-void add_ot_command(CLI::App& app);
+/// fmg ot stores its exit status in `exit_status` when it finishes without
+/// an exception, which the caller must keep alive until parsing ends.
+void add_ot_command(CLI::App& app, ExitStatus& exit_status);
 
 }  // namespace fmg::cli

@@ -91,15 +91,15 @@ void run_field(const FieldArguments& args) {
   outputs.add_input(args.points_path, "--points");
   AtomicFile* json_file = args.json_path.empty() || args.json_path == "-"
                               ? nullptr
-                              : &outputs.add(args.json_path);
+                              : &outputs.add(args.json_path, "--json");
   AtomicFile* velocity_file =
-      args.velocity_path.empty() ? nullptr : &outputs.add(args.velocity_path);
+      args.velocity_path.empty() ? nullptr : &outputs.add(args.velocity_path, "--velocity-out");
   AtomicFile* density_file = args.log_density_path.empty()
                                  ? nullptr
-                                 : &outputs.add(args.log_density_path);
+                                 : &outputs.add(args.log_density_path, "--log-density-out");
   AtomicFile* gamma_file = args.responsibilities_path.empty()
                                ? nullptr
-                               : &outputs.add(args.responsibilities_path);
+                               : &outputs.add(args.responsibilities_path, "--responsibilities-out");
 
   const std::size_t n = points.rows;
   const std::size_t d = static_cast<std::size_t>(mixture.dim);

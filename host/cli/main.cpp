@@ -44,12 +44,19 @@ int main(int argc, char** argv) {
       "Dirac masses, and for the semi-discrete optimal transport map between "
       "the same laws"};
   app.set_version_flag("--version", std::string("fmg ") + FMG_VERSION);
+  app.footer(
+      "Exit status: 0 success; 1 numerical failure or out of memory; 2 invalid "
+      "option, value or input values; 3 a file that cannot be read or written, "
+      "or that is not a valid .npy or mixture file, or whose dtype the option "
+      "does not accept; 4 backend unavailable; 5 fmg ot stopped at "
+      "--max-iterations above --tolerance, with its outputs written.");
   app.require_subcommand(1);
   add_sample_command(app);
   add_field_command(app);
   add_density_command(app);
   add_crosscheck_command(app);
-  add_ot_command(app);
+  ExitStatus command_status = exit_ok;
+  add_ot_command(app, command_status);
 
   fmg::remove_outputs_on_termination_signals();
   try {
@@ -83,5 +90,5 @@ int main(int argc, char** argv) {
     std::cerr << "fmg: error: " << error.what() << "\n";
     return exit_failure;
   }
-  return exit_ok;
+  return command_status;
 }

@@ -3,7 +3,9 @@
 // the OT map against the flow-matching map on the same base samples.
 #include <cmath>
 #include <memory>
+#include <cstdio>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include "host/cli/common.hpp"
@@ -18,23 +20,30 @@
 namespace fmg::cli {
 namespace {
 
+/// Default of --samples, which the exact route does not use.
+constexpr const char* default_ot_samples = "1e6";
+
 struct OtArguments {
   std::string mixture_path;
   std::string route = "auto";
-  double tolerance = 1e-10;
-  int max_iterations = 100;
-  std::string samples = "1e6";
+  std::string tolerance = "1e-10";
+  std::string max_iterations = "100";
+  std::string samples = default_ot_samples;
   std::string seed = "20260617";
   std::string summary_path;
   std::string points_path, labels_path;
   std::string starts_path, start_labels_path;
-  int trajectories = 0;
-  int trajectory_points = 60;
+  std::string trajectories = "0";
+  std::string trajectory_points = "60";
   std::string trajectories_path;
   std::string cost_samples = "1e5";
   std::string schedule = "linear";
   bool quiet = false;
+  /// Names of the options given on the command line, such as "--samples".
+  std::set<std::string> given_options;
 };
+
+
 
 MassRoute parse_route(const std::string& text, int dim) {
   if (text == "exact") return MassRoute::exact_2d;
@@ -133,7 +142,36 @@ nlohmann::json vector_json(const Eigen::VectorXd& values) {
   return out;
 }
 
-void run_ot(const OtArguments& args) {
+/// Returns the warnings of a solve: options without effect on the route,
+/// and a solve that stopped at --max-iterations above --tolerance.
+std::vector<std::string> ot_warnings(const OtArguments& args,
+                                     const SemiDiscreteOptions& options,
+                                     const SemiDiscreteResult& solution) {
+  std::vector<std::string> warnings;
+  const bool samples_changed =
+      args.given_options.count("--samples") > 0 &&
+      options.samples != static_cast<std::int64_t>(parse_count(default_ot_samples, "--samples"));
+  if (options.route == MassRoute::exact_2d && samples_changed) {
+    warnings.push_back("--samples has no effect with the exact route, which integrates "
+                       "the cell masses in closed form; it applies to --route mc-cpu and "
+                       "mc-cuda");
+  }
+  if (solution.status == OtStatus::max_iterations) {
+    warnings.push_back(
+        "the Newton solve stopped at --max-iterations " +
+        std::to_string(options.max_iterations) + " with max_k |mass_k - w_k| = " +
+        format_number(solution.residual) + " above --tolerance " +
+        format_number(options.tolerance) +
+        "; the outputs come from the last iterate and the exit status is " +
+        std::to_string(exit_not_converged) + "; raise --max-iterations or loosen --tolerance");
+  }
+  return warnings;
+}
+
+/// Solves the OT problem of `args` and writes its outputs. Returns
+/// exit_not_converged when the Newton solve stopped at --max-iterations,
+/// after writing the outputs, and exit_ok otherwise.
+ExitStatus run_ot(const OtArguments& args) {
   const Mixture mixture = load_mixture(args.mixture_path);
   validate_mixture(mixture, Precision::float64);
   const int d = mixture.dim;
@@ -141,35 +179,35 @@ void run_ot(const OtArguments& args) {
   const Eigen::VectorXd weights =
       Eigen::Map<const Eigen::VectorXd>(mixture.weights.data(), mixture.num_atoms());
 
-  if (!(args.tolerance > 0.0) || !std::isfinite(args.tolerance)) {
-    throw InvalidArgument("invalid --tolerance " + format_number(args.tolerance) +
+  const double tolerance = parse_real(args.tolerance, "--tolerance");
+  if (!(tolerance > 0.0) || !std::isfinite(tolerance)) {
+    throw InvalidArgument("invalid --tolerance " + args.tolerance +
                           ": it must be a positive finite bound on max_k |mass_k - w_k|");
   }
-  if (args.max_iterations < 1) {
-    throw InvalidArgument("invalid --max-iterations " + std::to_string(args.max_iterations) +
-                          ": it must be at least 1");
-  }
+  const int max_iterations = parse_int_at_least(args.max_iterations, "--max-iterations", 1);
+  const int trajectories = parse_int_at_least(args.trajectories, "--ot-trajectories", 0);
+  const int trajectory_points =
+      parse_int_at_least(args.trajectory_points, "--trajectory-points", 2);
   SemiDiscreteOptions options;
   options.route = parse_route(args.route, d);
   if (options.route == MassRoute::exact_2d && d != 2) {
     throw InvalidArgument("--route exact needs a 2-D mixture, but the atoms have dimension " +
                           std::to_string(d) + "; use --route mc-cpu or --route mc-cuda");
   }
-  options.tolerance = args.tolerance;
-  options.max_iterations = args.max_iterations;
+  options.tolerance = tolerance;
+  options.max_iterations = max_iterations;
   options.samples = static_cast<std::int64_t>(parse_count(args.samples, "--samples"));
   options.seed = parse_seed(args.seed, "--seed");
   validate_semidiscrete_options(options, d);
   parse_count(args.cost_samples, "--cost-samples");
   parse_schedule(args.schedule);
-  if (args.trajectories < 0 || args.trajectory_points < 2) {
-    throw InvalidArgument("invalid --ot-trajectories " + std::to_string(args.trajectories) +
-                          " or --trajectory-points " + std::to_string(args.trajectory_points) +
-                          ": trajectories must be >= 0 and points >= 2");
-  }
-  if (args.trajectories > 0 && (args.starts_path.empty() || args.trajectories_path.empty())) {
+  if (trajectories > 0 && (args.starts_path.empty() || args.trajectories_path.empty())) {
     throw InvalidArgument("--ot-trajectories needs --starts FILE.npy and "
                           "--ot-trajectories-out FILE.npy");
+  }
+  if (trajectories == 0 && !args.trajectories_path.empty()) {
+    throw InvalidArgument("--ot-trajectories-out needs --ot-trajectories M, the number "
+                          "of rows of --starts whose paths are written");
   }
   if (!args.labels_path.empty() && args.points_path.empty()) {
     throw InvalidArgument("--labels-out needs --points FILE.npy");
@@ -188,8 +226,8 @@ void run_ot(const OtArguments& args) {
     check_point_magnitudes(starts->values, starts->cols, args.starts_path,
                            Precision::float64);
   }
-  if (starts && static_cast<std::size_t>(args.trajectories) > starts->rows) {
-    throw InvalidArgument("invalid --ot-trajectories " + std::to_string(args.trajectories) +
+  if (starts && static_cast<std::size_t>(trajectories) > starts->rows) {
+    throw InvalidArgument("invalid --ot-trajectories " + std::to_string(trajectories) +
                           ": " + args.starts_path + " has only " +
                           std::to_string(starts->rows) + " rows");
   }
@@ -198,12 +236,18 @@ void run_ot(const OtArguments& args) {
   if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");
   if (!args.points_path.empty()) outputs.add_input(args.points_path, "--points");
   if (!args.starts_path.empty()) outputs.add_input(args.starts_path, "--starts");
-  AtomicFile* summary = args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path);
-  AtomicFile* labels_file = args.labels_path.empty() ? nullptr : &outputs.add(args.labels_path);
+  AtomicFile* summary =
+      args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path, "--summary");
+  AtomicFile* labels_file =
+      args.labels_path.empty() ? nullptr : &outputs.add(args.labels_path, "--labels-out");
   AtomicFile* start_labels_file =
-      args.start_labels_path.empty() ? nullptr : &outputs.add(args.start_labels_path);
+      args.start_labels_path.empty()
+          ? nullptr
+          : &outputs.add(args.start_labels_path, "--start-labels-out");
   AtomicFile* trajectories_file =
-      args.trajectories_path.empty() ? nullptr : &outputs.add(args.trajectories_path);
+      args.trajectories_path.empty()
+          ? nullptr
+          : &outputs.add(args.trajectories_path, "--ot-trajectories-out");
 
   const SemiDiscreteResult solution = solve_semidiscrete_ot(atoms, weights, options);
   if (solution.status == OtStatus::failed) {
@@ -217,6 +261,8 @@ void run_ot(const OtArguments& args) {
   json["status"] = to_string(solution.status);
   json["message"] = solution.message;
   json["notes"] = solution.notes;
+  const std::vector<std::string> warnings = ot_warnings(args, options, solution);
+  json["warnings"] = warnings;
   json["psi"] = vector_json(solution.psi);
   json["psi_standard_errors"] = vector_json(solution.psi_standard_errors);
   json["masses"] = vector_json(solution.masses);
@@ -253,9 +299,9 @@ void run_ot(const OtArguments& args) {
       const std::vector<std::int32_t> out(labels.begin(), labels.end());
       write_npy(start_labels_file->stream(), NpyType::int32, {out.size()}, out.data());
     }
-    if (trajectories_file != nullptr && args.trajectories > 0) {
-      const std::size_t m = static_cast<std::size_t>(args.trajectories);
-      const std::size_t t_count = static_cast<std::size_t>(args.trajectory_points);
+    if (trajectories_file != nullptr) {
+      const std::size_t m = static_cast<std::size_t>(trajectories);
+      const std::size_t t_count = static_cast<std::size_t>(trajectory_points);
       std::vector<double> times(t_count);
       for (std::size_t g = 0; g < t_count; ++g) {
         times[g] = static_cast<double>(g) / static_cast<double>(t_count - 1);
@@ -277,19 +323,26 @@ void run_ot(const OtArguments& args) {
       json["trajectory_times"] = times;
     }
   }
+  // Warnings go to stderr even with --quiet, which silences progress only.
+  for (const std::string& warning : warnings) {
+    std::fprintf(stderr, "fmg: warning: %s\n", warning.c_str());
+  }
   emit_json(json, summary);
   outputs.commit_all();
+  return solution.status == OtStatus::max_iterations ? exit_not_converged : exit_ok;
 }
 
 }  // namespace
 
-void add_ot_command(CLI::App& app) {
+void add_ot_command(CLI::App& app, ExitStatus& exit_status) {
   auto args = std::make_shared<OtArguments>();
   CLI::App* cmd = app.add_subcommand(
       "ot",
       "Solve the semi-discrete optimal transport map from N(0, I_d) to the "
       "mixture (cost |x - y|^2 / 2) by damped Newton, and compare its "
-      "transport cost with the flow-matching map's.");
+      "transport cost with the flow-matching map's. A solve that stops at "
+      "--max-iterations above --tolerance still writes its outputs, warns, "
+      "and exits with status 5.");
   cmd->add_option("--mixture", args->mixture_path,
                   "Mixture JSON file; default: the built-in example");
   cmd->add_option("--route", args->route,
@@ -299,10 +352,13 @@ void add_ot_command(CLI::App& app) {
   cmd->add_option("--tolerance", args->tolerance,
                   "Stop when max_k |mass_k - w_k| is below this")
       ->capture_default_str();
-  cmd->add_option("--max-iterations", args->max_iterations, "Newton steps")
+  cmd->add_option("--max-iterations", args->max_iterations,
+                  "Maximum number of Newton steps; stopping there above "
+                  "--tolerance exits with status 5")
       ->capture_default_str();
   cmd->add_option("--samples", args->samples,
-                  "Monte Carlo samples per mass evaluation")
+                  "Monte Carlo samples per mass evaluation; the exact route "
+                  "ignores it and warns")
       ->capture_default_str();
   cmd->add_option("--seed", args->seed,
                   "Seed of the Monte Carlo and transport-cost base samples")
@@ -331,10 +387,11 @@ void add_ot_command(CLI::App& app) {
   cmd->add_option("--schedule", args->schedule,
                   "Schedule of the flow whose map is compared")
       ->capture_default_str();
-  cmd->add_flag("-q,--quiet", args->quiet, "No progress lines on stderr");
-  cmd->callback([args, cmd]() {
+  cmd->add_flag("-q,--quiet", args->quiet, quiet_help);
+  cmd->callback([args, cmd, &exit_status]() {
     reject_empty_values(*cmd);
-    run_ot(*args);
+    args->given_options = given_options(*cmd);
+    exit_status = run_ot(*args);
   });
 }
 

@@ -7,11 +7,14 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "host/cli/common.hpp"
+#include "host/cli/sample_warnings.hpp"
 #include "host/driver.hpp"
 #include "host/errors.hpp"
+#include "kernels/cpu/lanes.hpp"
 #include "host/names.hpp"
 #include "host/statistics.hpp"
 
@@ -25,31 +28,34 @@ struct SampleArguments {
   std::string method = "dopri5";
   std::string steps = "100";
   std::string rtol, atol;
-  double initial_step = 0.0;
+  std::string initial_step = "0";
   std::string max_steps = "100000";
-  double eps = 1e-3;
+  std::string eps = "1e-3";
   std::string seed = "20260617";
   std::string backend = "auto";
   std::string velocity_path = "auto";
   std::string precision = "double";
-  int threads = 0;
+  std::string threads = "0";
   std::string chunk_size = "1048576";
   std::string starts_path;
   std::string summary_path;
   bool json_to_stdout = false;
   std::string endpoints_path, labels_path, base_path;
-  int trajectories = 0;
-  int trajectory_points = 101;
+  std::string trajectories = "0";
+  std::string trajectory_points = "101";
   std::string trajectories_path;
   bool quiet = false;
   bool no_simd = false;
+  /// Names of the options given on the command line, such as "--steps".
+  std::set<std::string> given_options;
 };
 
-std::string format_significant(double value, int digits = 6) {
-  std::ostringstream out;
-  out.precision(digits);
-  out << value;
-  return out.str();
+double default_rtol(Precision precision) {
+  return precision == Precision::float32 ? 1e-5 : 1e-6;
+}
+
+double default_atol(Precision precision) {
+  return precision == Precision::float32 ? 1e-6 : 1e-9;
 }
 
 FlowRunOptions to_run_options(const SampleArguments& args,
@@ -59,25 +65,78 @@ FlowRunOptions to_run_options(const SampleArguments& args,
   options.precision = parse_precision(args.precision);
   options.backend = parse_backend(args.backend);
   options.velocity_path = parse_velocity_path(args.velocity_path);
-  const bool single = options.precision == Precision::float32;
-  options.rtol = args.rtol.empty() ? (single ? 1e-5 : 1e-6)
+  options.rtol = args.rtol.empty() ? default_rtol(options.precision)
                                    : parse_real(args.rtol, "--rtol");
-  options.atol = args.atol.empty() ? (single ? 1e-6 : 1e-9)
+  options.atol = args.atol.empty() ? default_atol(options.precision)
                                    : parse_real(args.atol, "--atol");
   options.steps = static_cast<int>(parse_count_at_most(
       args.steps, "--steps",
       static_cast<std::uint64_t>(std::numeric_limits<int>::max())));
-  options.initial_step = args.initial_step;
+  options.initial_step = parse_real(args.initial_step, "--initial-step");
   options.max_steps = static_cast<std::uint32_t>(parse_count_at_most(
       args.max_steps, "--max-steps", std::numeric_limits<std::uint32_t>::max()));
-  options.eps = args.eps;
+  options.eps = parse_real(args.eps, "--eps");
   options.seed = parse_seed(args.seed, "--seed");
   options.num_samples = samples;
-  options.threads = args.threads;
+  options.threads = parse_int_at_least(args.threads, "--threads", 0);
   options.chunk_size = parse_count(args.chunk_size, "--chunk-size");
   options.progress = !args.quiet;
   options.cpu_simd = !args.no_simd;
   return options;
+}
+
+/// Returns a warning naming the options given with other than their default
+/// values that the run's method ignores, or nothing.
+std::optional<std::string> ignored_method_option_warning(const SampleArguments& args,
+                                                         const FlowRunOptions& options) {
+  const FlowRunOptions defaults;
+  const auto changed = [&args](const std::string& name, bool differs) {
+    return args.given_options.count(name) > 0 && differs;
+  };
+  if (options.method == Method::dopri5) {
+    if (!changed("--steps", options.steps != defaults.steps)) return std::nullopt;
+    return "--steps has no effect with --method dopri5, which chooses its steps "
+           "adaptively; it applies to --method euler, heun and rk4";
+  }
+  std::vector<std::string> ignored;
+  if (changed("--rtol", options.rtol != default_rtol(options.precision))) {
+    ignored.push_back("--rtol");
+  }
+  if (changed("--atol", options.atol != default_atol(options.precision))) {
+    ignored.push_back("--atol");
+  }
+  if (changed("--initial-step", options.initial_step != defaults.initial_step)) {
+    ignored.push_back("--initial-step");
+  }
+  if (changed("--max-steps", options.max_steps != defaults.max_steps)) {
+    ignored.push_back("--max-steps");
+  }
+  if (ignored.empty()) return std::nullopt;
+  std::string names;
+  for (std::size_t i = 0; i < ignored.size(); ++i) {
+    names += (i == 0 ? "" : i + 1 == ignored.size() ? " and " : ", ") + ignored[i];
+  }
+  const std::string verb = ignored.size() == 1 ? "has" : "have";
+  return names + " " + verb + " no effect with --method " +
+         std::string(method_name(options.method)) + ", which takes --steps fixed steps; " +
+         (ignored.size() == 1 ? "it applies" : "they apply") + " to --method dopri5 only";
+}
+
+/// Returns a warning when --no-simd was given but the run did not use the
+/// SIMD lane engine it turns off, which only the CPU backend's direct path
+/// runs, for d <= lanes::max_lane_dim.
+std::optional<std::string> ignored_no_simd_warning(const SampleArguments& args,
+                                                   const FlowRunResult& result, int dim) {
+  if (!args.no_simd) return std::nullopt;
+  if (result.backend == "cpu" && result.velocity_path == "direct" &&
+      dim <= lanes::max_lane_dim) {
+    return std::nullopt;
+  }
+  return "--no-simd has no effect here: it turns off the SIMD lane engine of the CPU "
+         "backend's direct velocity path for d <= " + std::to_string(lanes::max_lane_dim) +
+         ", but this run used the " +
+         result.backend + " backend's " + result.velocity_path + " path in d = " +
+         std::to_string(dim);
 }
 
 nlohmann::json run_json(const FlowRunOptions& options,
@@ -181,100 +240,6 @@ std::string method_description(const FlowRunOptions& options) {
          std::to_string(options.steps) + " steps";
 }
 
-/// Returns a warning for each group of atoms of positive weight at the same
-/// point once converted to the run's `precision`. The flow sends such a
-/// group's mass to its lowest index, so the others' fractions stay at 0
-/// whatever their weights. In a float run, atoms that differ only below
-/// float resolution, such as 1 and 1.000000001, coincide.
-std::vector<std::string> coinciding_atom_warnings(const Mixture& mixture,
-                                                  Precision precision) {
-  const int d = mixture.dim;
-  std::vector<double> atoms = mixture.atoms;
-  if (precision == Precision::float32) {
-    for (double& coordinate : atoms) {
-      coordinate = static_cast<double>(static_cast<float>(coordinate));
-    }
-  }
-  std::vector<int> order;
-  for (int k = 0; k < mixture.num_atoms(); ++k) {
-    if (mixture.weights[k] > 0.0) order.push_back(k);
-  }
-  const auto row = [&](int k) { return atoms.cbegin() + static_cast<std::ptrdiff_t>(k) * d; };
-  std::sort(order.begin(), order.end(), [&](int i, int j) {
-    return std::lexicographical_compare(row(i), row(i) + d, row(j), row(j) + d) ||
-           (std::equal(row(i), row(i) + d, row(j)) && i < j);
-  });
-  std::vector<std::string> warnings;
-  for (std::size_t i = 1; i < order.size(); ++i) {
-    if (std::equal(row(order[i]), row(order[i]) + d, row(order[i - 1]))) {
-      warnings.push_back("atoms " + std::to_string(std::min(order[i - 1], order[i])) +
-                         " and " + std::to_string(std::max(order[i - 1], order[i])) +
-                         " coincide in " + std::string(precision_name(precision)) +
-                         " precision; their samples are all labelled with the lower "
-                         "index, so basin fractions cannot match their weights");
-    }
-  }
-  return warnings;
-}
-
-/// Returns advice on the options whose change may avoid the failures
-/// counted in `steps`.
-std::string failure_remedies(const FlowRunOptions& options,
-                             const StepStatistics& steps) {
-  std::vector<std::string> remedies;
-  if (steps.max_steps_reached > 0) {
-    remedies.push_back("raise --max-steps (now " + std::to_string(options.max_steps) +
-                       ") or loosen --rtol and --atol");
-  }
-  if (steps.non_finite_state > 0) {
-    if (options.method == Method::dopri5) {
-      remedies.push_back("raise --eps (now " + format_significant(options.eps) + ")");
-    } else {
-      remedies.push_back("raise --steps (now " + std::to_string(options.steps) +
-                         ") or use --method dopri5");
-    }
-    if (options.precision == Precision::float32) {
-      remedies.push_back("use --precision double");
-    }
-  }
-  std::string text;
-  for (std::size_t i = 0; i < remedies.size(); ++i) {
-    text += (i == 0 ? "" : ", or ") + remedies[i];
-  }
-  return text;
-}
-
-/// Returns a warning for a run in which some samples failed, or nothing
-/// when all succeeded. Basin fractions count the successful samples only,
-/// so failures that favour some basins bias them.
-std::optional<std::string> failure_warning(const FlowRunOptions& options,
-                                           const BasinStatistics& basins,
-                                           const StepStatistics& steps) {
-  const std::uint64_t failed = steps.max_steps_reached + steps.non_finite_state;
-  if (failed == 0) return std::nullopt;
-
-  std::string statuses;
-  const auto add_status = [&statuses](std::uint64_t count, SampleStatus status) {
-    if (count == 0) return;
-    if (!statuses.empty()) statuses += ", ";
-    statuses += std::to_string(count) + " " + std::string(status_name(status));
-  };
-  add_status(steps.max_steps_reached, SampleStatus::max_steps_reached);
-  add_status(steps.non_finite_state, SampleStatus::non_finite_state);
-
-  const std::string schedule(schedule_name(options.schedule));
-  std::string warning;
-  if (basins.succeeded == 0) {
-    warning = "every sample failed under the " + schedule + " schedule (" +
-              statuses + "); fractions and z-scores are null";
-  } else {
-    warning = std::to_string(failed) + " of " + std::to_string(options.num_samples) +
-              " samples failed under the " + schedule + " schedule (" + statuses +
-              "); the fractions leave the failed samples out and may be biased";
-  }
-  return warning + "; " + failure_remedies(options, steps);
-}
-
 void run_sample(const SampleArguments& args) {
   // Inputs first, so invalid input fails before any output file exists.
   const Mixture mixture = load_mixture(args.mixture_path);
@@ -302,35 +267,28 @@ void run_sample(const SampleArguments& args) {
                            options.precision);
   }
   validate_flow_options(options, mixture.dim);
-  if (args.trajectories < 0) {
+  const int trajectories = parse_int_at_least(args.trajectories, "--trajectories", 0);
+  const int trajectory_points =
+      parse_int_at_least(args.trajectory_points, "--trajectory-points", 2);
+  if (static_cast<std::uint64_t>(trajectories) > samples) {
     throw InvalidArgument("invalid --trajectories " +
-                          std::to_string(args.trajectories) +
-                          ": it must be 0 or positive");
-  }
-  if (static_cast<std::uint64_t>(args.trajectories) > samples) {
-    throw InvalidArgument("invalid --trajectories " +
-                          std::to_string(args.trajectories) +
+                          std::to_string(trajectories) +
                           ": it exceeds the number of samples " +
                           std::to_string(samples));
   }
-  if (args.trajectories > 0 && args.trajectories_path.empty()) {
+  if (trajectories > 0 && args.trajectories_path.empty()) {
     throw InvalidArgument("--trajectories needs --trajectories-out FILE.npy");
   }
-  if (args.trajectories == 0 && !args.trajectories_path.empty()) {
+  if (trajectories == 0 && !args.trajectories_path.empty()) {
     throw InvalidArgument("--trajectories-out needs --trajectories M, the number "
                           "of samples whose paths are recorded");
   }
-  if (args.trajectory_points < 2) {
-    throw InvalidArgument("invalid --trajectory-points " +
-                          std::to_string(args.trajectory_points) +
-                          ": it must be at least 2");
-  }
-  if (args.trajectories > 0) {
+  if (trajectories > 0) {
     // Trajectories stay in memory until written: M x points x d doubles.
-    const double bytes = 8.0 * args.trajectories * args.trajectory_points * mixture.dim;
-    require_memory(bytes, "--trajectories " + std::to_string(args.trajectories) +
+    const double bytes = 8.0 * trajectories * trajectory_points * mixture.dim;
+    require_memory(bytes, "--trajectories " + std::to_string(trajectories) +
                               " with --trajectory-points " +
-                              std::to_string(args.trajectory_points) + " in d = " +
+                              std::to_string(trajectory_points) + " in d = " +
                               std::to_string(mixture.dim),
                    "record fewer trajectories or points");
   }
@@ -343,7 +301,7 @@ void run_sample(const SampleArguments& args) {
   if (!args.mixture_path.empty()) outputs.add_input(args.mixture_path, "--mixture");
   if (!args.starts_path.empty()) outputs.add_input(args.starts_path, "--starts");
   AtomicFile* summary_file =
-      args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path);
+      args.summary_path.empty() ? nullptr : &outputs.add(args.summary_path, "--summary");
   const bool several = schedules.size() > 1;
   const auto path_for = [&](const std::string& path, ScheduleKind kind) {
     return several ? tagged_path(path, std::string(schedule_name(kind))) : path;
@@ -354,10 +312,10 @@ void run_sample(const SampleArguments& args) {
   const std::size_t d = static_cast<std::size_t>(mixture.dim);
 
   std::vector<std::unique_ptr<NpyStream>> streams;
-  auto open_stream = [&](const std::string& path, NpyType type,
+  auto open_stream = [&](const std::string& path, const std::string& option, NpyType type,
                          std::vector<std::size_t> shape) {
-    streams.push_back(
-        std::make_unique<NpyStream>(outputs.add(path), type, std::move(shape)));
+    streams.push_back(std::make_unique<NpyStream>(outputs.add(path, option), type,
+                                                  std::move(shape)));
     return streams.back().get();
   };
 
@@ -388,36 +346,21 @@ void run_sample(const SampleArguments& args) {
       {"starts", args.starts_path.empty() ? nlohmann::json("philox")
                                           : nlohmann::json(args.starts_path)}};
   summary["runs"] = nlohmann::json::array();
-  std::vector<std::string> warnings = coinciding_atom_warnings(mixture, options.precision);
-  if (options.method != Method::dopri5) {
-    // Atoms D apart split the samples near b D / a^2 = 1; a fixed step ten
-    // times longer than first_step_limit (where b D = a^2 / 10) crosses
-    // that split in one step.
-    const double t_end = 1.0 - options.eps;
-    const double step = t_end / options.steps;
-    const auto short_number = [](double value) {
-      std::ostringstream text;
-      text.precision(2);
-      text << value;
-      return text.str();
-    };
-    for (ScheduleKind kind : schedules) {
-      const double limit = first_step_limit(mixture, kind, t_end);
-      if (step > 10.0 * limit) {
-        warnings.push_back(
-            "under the " + std::string(schedule_name(kind)) + " schedule the atoms split the samples "
-            "near t = " + short_number(10.0 * limit) + ", before the end of the first fixed "
-            "step (" + short_number(step) + "), so samples may reach the wrong atom; use --method "
-            "dopri5 or at least --steps " +
-            std::to_string(static_cast<long long>(std::ceil(t_end / (10.0 * limit)))));
-      }
-    }
+  std::vector<std::string> warnings;
+  if (std::optional<std::string> warning = ignored_method_option_warning(args, options)) {
+    warnings.push_back(std::move(*warning));
+  }
+  for (std::vector<std::string> group :
+       {coinciding_atom_warnings(mixture, options.precision),
+        close_atom_warnings(mixture, options.precision, schedules, options.eps),
+        fixed_step_warnings(mixture, options, schedules)}) {
+    warnings.insert(warnings.end(), group.begin(), group.end());
   }
   nlohmann::json files = nlohmann::json::object();
 
   NpyStream* base_stream = nullptr;
   if (!args.base_path.empty()) {
-    base_stream = open_stream(args.base_path, value_type, {samples, d});
+    base_stream = open_stream(args.base_path, "--base-out", value_type, {samples, d});
     files["base_samples"] = args.base_path;
   }
 
@@ -432,20 +375,20 @@ void run_sample(const SampleArguments& args) {
     const std::string tag(schedule_name(schedules[s]));
     if (!args.endpoints_path.empty()) {
       const std::string path = path_for(args.endpoints_path, schedules[s]);
-      schedule_streams[s].endpoints = open_stream(path, value_type, {samples, d});
+      schedule_streams[s].endpoints = open_stream(path, "--endpoints-out", value_type, {samples, d});
       files["endpoints_" + tag] = path;
     }
     if (!args.labels_path.empty()) {
       const std::string path = path_for(args.labels_path, schedules[s]);
-      schedule_streams[s].labels = open_stream(path, NpyType::int32, {samples});
+      schedule_streams[s].labels = open_stream(path, "--labels-out", NpyType::int32, {samples});
       files["labels_" + tag] = path;
     }
-    if (args.trajectories > 0) {
+    if (trajectories > 0) {
       const std::string path = path_for(args.trajectories_path, schedules[s]);
       schedule_streams[s].trajectories = open_stream(
-          path, NpyType::float64,
-          {static_cast<std::size_t>(args.trajectories),
-           static_cast<std::size_t>(args.trajectory_points), d});
+          path, "--trajectories-out", NpyType::float64,
+          {static_cast<std::size_t>(trajectories),
+           static_cast<std::size_t>(trajectory_points), d});
       files["trajectories_" + tag] = path;
     }
   }
@@ -474,11 +417,17 @@ void run_sample(const SampleArguments& args) {
     const BasinStatistics basins = basin_statistics(result.tally, mixture.weights);
     const StepStatistics steps = step_statistics(result.tally);
     nlohmann::json run = run_json(options, result, basins, steps);
+    if (s == 0) {
+      if (std::optional<std::string> warning =
+              ignored_no_simd_warning(args, result, mixture.dim)) {
+        warnings.push_back(std::move(*warning));
+      }
+    }
 
     if (NpyStream* stream = schedule_streams[s].trajectories) {
       const Trajectories paths = record_trajectories(
-          mixture, options, static_cast<std::size_t>(args.trajectories),
-          args.trajectory_points, starts ? &*starts : nullptr);
+          mixture, options, static_cast<std::size_t>(trajectories), trajectory_points,
+          starts ? &*starts : nullptr);
       stream->append(paths.states.data(), paths.states.size() * sizeof(double));
       run["trajectories"] = {
           {"file", path_for(args.trajectories_path, options.schedule)},
@@ -530,11 +479,13 @@ void add_sample_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--steps", args->steps,
                   "Steps of the fixed-step methods euler, heun and rk4, as an "
-                  "integer or in scientific notation")
+                  "integer or in scientific notation; dopri5 ignores it and "
+                  "warns")
       ->capture_default_str();
   cmd->add_option("--rtol", args->rtol,
                   "Dormand-Prince relative tolerance; default 1e-6 in double, "
-                  "1e-5 in float");
+                  "1e-5 in float. The fixed-step methods ignore it and warn, as "
+                  "they do for --atol, --initial-step and --max-steps");
   cmd->add_option("--atol", args->atol,
                   "Dormand-Prince absolute tolerance, in units of the atoms' "
                   "coordinates; default 1e-9 in double, 1e-6 in float");
@@ -595,10 +546,13 @@ void add_sample_command(CLI::App& app) {
                   "file; the times are in the summary");
   cmd->add_flag("--no-simd", args->no_simd,
                 "CPU backend: integrate one sample at a time instead of 32 "
-                "(double) or 64 (float) in lockstep across SIMD lanes, for d <= 8");
-  cmd->add_flag("-q,--quiet", args->quiet, "No progress lines on stderr");
+                "(double) or 64 (float) in lockstep across SIMD lanes, for d <= 8; "
+                "with the CUDA backend, the matrix path or d > 8 it has no effect "
+                "and warns");
+  cmd->add_flag("-q,--quiet", args->quiet, quiet_help);
   cmd->callback([args, cmd]() {
     reject_empty_values(*cmd);
+    args->given_options = given_options(*cmd);
     run_sample(*args);
   });
 }

@@ -113,10 +113,27 @@ bool same_file(const std::string& a, const std::string& b) {
 }
 
 std::string input_conflict_message(const std::string& output,
+                                   const std::string& output_option,
                                    const std::string& input,
                                    const std::string& option) {
-  return "output path '" + output + "' is also an input (" + option + " '" +
-         input + "'); choose another output path";
+  const std::string of_option = output_option.empty() ? "" : " of " + output_option;
+  return "output path '" + output + "'" + of_option + " is also an input (" + option +
+         " '" + input + "'); choose another output path";
+}
+
+std::string duplicate_output_message(const std::string& first_path,
+                                     const std::string& first_option,
+                                     const std::string& path, const std::string& option) {
+  if (first_option.empty() || option.empty()) {
+    return "output path '" + path + "' is given twice (it is the same file as '" +
+           first_path + "'); each output needs its own path";
+  }
+  if (first_path == path) {
+    return first_option + " and " + option + " both write '" + path +
+           "'; give each output its own path";
+  }
+  return first_option + " '" + first_path + "' and " + option + " '" + path +
+         "' are the same file; give each output its own path";
 }
 
 }  // namespace
@@ -236,7 +253,7 @@ void AtomicFile::discard() noexcept {
   }
 }
 
-AtomicFile& OutputSet::add(std::string path) {
+AtomicFile& OutputSet::add(std::string path, std::string option) {
   if (committed_) {
     throw std::logic_error("OutputSet::add: the set is already committed");
   }
@@ -244,22 +261,22 @@ AtomicFile& OutputSet::add(std::string path) {
   for (const Input& input : inputs_) {
     if (same_file(resolved, input.resolved_path)) {
       throw InvalidArgument(
-          input_conflict_message(path, input.path, input.option));
+          input_conflict_message(path, option, input.path, input.option));
     }
   }
   for (std::size_t i = 0; i < resolved_paths_.size(); ++i) {
     if (resolved_paths_[i] == resolved) {
-      throw InvalidArgument("output path '" + path +
-                            "' is given twice (it is the same file as '" +
-                            files_[i]->path() +
-                            "'); each output needs its own path");
+      throw InvalidArgument(
+          duplicate_output_message(files_[i]->path(), options_[i], path, option));
     }
   }
 
   auto file = std::make_unique<AtomicFile>(std::move(path));
   resolved_paths_.reserve(resolved_paths_.size() + 1);
+  options_.reserve(options_.size() + 1);
   files_.push_back(std::move(file));
   resolved_paths_.push_back(std::move(resolved));
+  options_.push_back(std::move(option));
   return *files_.back();
 }
 
@@ -271,7 +288,7 @@ void OutputSet::add_input(const std::string& path, const std::string& option) {
   for (std::size_t i = 0; i < resolved_paths_.size(); ++i) {
     if (same_file(resolved_paths_[i], resolved)) {
       throw InvalidArgument(
-          input_conflict_message(files_[i]->path(), path, option));
+          input_conflict_message(files_[i]->path(), options_[i], path, option));
     }
   }
   inputs_.push_back({path, option, std::move(resolved)});

@@ -84,14 +84,16 @@ class OutputSet {
   OutputSet(OutputSet&&) noexcept = default;
   OutputSet& operator=(OutputSet&&) noexcept = default;
 
-  /// Stages the output file `path` and returns it for writing; the
-  /// reference stays valid for the lifetime of the set. Throws
-  /// InvalidArgument when `path` names an output already in the set or a
-  /// registered input. Paths match after resolving `.`, `..` and symbolic
-  /// links, and an existing file also matches an input it is a hard link
-  /// of. Throws FileError when the file cannot be created, and
-  /// std::logic_error after commit_all().
-  AtomicFile& add(std::string path);
+  /// Stages the output file `path` and returns it for writing. The
+  /// reference stays valid for the lifetime of the set. `option` is the
+  /// command-line option that names the file, such as "--summary", or empty
+  /// outside a command line. Throws InvalidArgument naming both options
+  /// when `path` names an output already in the set or a registered input.
+  /// Paths match after resolving `.`, `..` and symbolic links, and an
+  /// existing file also matches an input it is a hard link of. Throws
+  /// FileError when the file cannot be created, and std::logic_error after
+  /// commit_all().
+  AtomicFile& add(std::string path, std::string option = "");
 
   /// Registers `path`, given by the command-line option `option` (such as
   /// "--starts"), as an input file that no output may replace. Throws
@@ -113,6 +115,7 @@ class OutputSet {
   // that add() returns stay valid when the vector grows.
   std::vector<std::unique_ptr<AtomicFile>> files_;
   std::vector<std::string> resolved_paths_;
+  std::vector<std::string> options_;  ///< The option of each staged file.
   struct Input {
     std::string path;
     std::string option;

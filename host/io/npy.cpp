@@ -55,22 +55,30 @@ bool compute_array_size(const std::vector<std::size_t>& shape, std::size_t item_
   return true;
 }
 
-// Returns whether `descr` is one of the supported types, storing it in
-// `type`. A one-byte type has no byte order, so '<u1' and '>u1' are uint8.
-bool parse_descr(const std::string& descr, NpyType& type) {
-  for (const NpyType candidate :
-       {NpyType::float32, NpyType::float64, NpyType::int32, NpyType::int64,
-        NpyType::uint8, NpyType::uint32}) {
-    if (descr == npy_descr(candidate)) {
+constexpr NpyType all_npy_types[] = {NpyType::float32, NpyType::float64, NpyType::int32,
+                                     NpyType::int64,   NpyType::uint8,   NpyType::uint32};
+
+// Returns whether `descr` is one of `types`, storing it in `type`. A
+// one-byte type has no byte order, so '<u1' and '>u1' are uint8.
+bool parse_descr(const std::string& descr, const std::vector<NpyType>& types, NpyType& type) {
+  for (const NpyType candidate : types) {
+    if (descr == npy_descr(candidate) ||
+        (candidate == NpyType::uint8 && (descr == "<u1" || descr == ">u1"))) {
       type = candidate;
       return true;
     }
   }
-  if (descr == "<u1" || descr == ">u1") {
-    type = NpyType::uint8;
-    return true;
-  }
   return false;
+}
+
+// Lists `types` for messages: "'<f4' (float32) and '<f8' (float64)".
+std::string dtype_list(const std::vector<NpyType>& types) {
+  std::string text;
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    if (i > 0) text += i + 1 == types.size() ? " and " : ", ";
+    text += std::string("'") + npy_descr(types[i]) + "' (" + npy_type_name(types[i]) + ")";
+  }
+  return text;
 }
 
 std::uint32_t read_little_endian(const unsigned char* bytes, std::size_t count) {
@@ -79,17 +87,28 @@ std::uint32_t read_little_endian(const unsigned char* bytes, std::size_t count) 
   return value;
 }
 
+// Checks that `header` describes a C-ordered array of one of `accepted`,
+// storing that type in `type`.
 void check_supported_header(const std::string& path, const detail::NpyHeader& header,
-                            NpyType& type) {
+                            const std::vector<NpyType>& accepted, NpyType& type) {
   const std::string at_descr = " at byte " + std::to_string(header.descr_offset);
-  if (!parse_descr(header.descr, type)) {
-    std::string message = path + ": unsupported dtype '" + header.descr + "'" + at_descr;
+  if (!parse_descr(header.descr, accepted, type)) {
+    std::string message = path + ": unsupported dtype '" + header.descr + "'";
+    NpyType known = NpyType::float64;
+    if (parse_descr(header.descr, {std::begin(all_npy_types), std::end(all_npy_types)},
+                    known)) {
+      message += std::string(" (") + npy_type_name(known) + ")";
+    }
+    message += at_descr;
     if (!header.descr.empty() && header.descr[0] == '>') {
       const std::string little = "<" + header.descr.substr(1);
+      NpyType little_type = NpyType::float64;
+      const std::string target =
+          parse_descr(little, accepted, little_type) ? little : npy_descr(accepted.back());
       message += ": big-endian data is not supported; convert it with "
-                 "a.astype('" + little + "') before saving";
+                 "a.astype('" + target + "') before saving";
     }
-    throw FileError(message + "; supported dtypes are " + detail::npy_supported_dtypes);
+    throw FileError(message + "; supported dtypes are " + dtype_list(accepted));
   }
   if (header.fortran_order) {
     throw FileError(path + ": fortran_order is True at byte " +
@@ -156,8 +175,9 @@ struct NpyReader {
 };
 
 // Opens `path`, reads and checks the preamble and the header, and checks
-// that the data section has exactly the size that the header implies.
-NpyReader open_npy(const std::string& path) {
+// that the dtype is one of `accepted` and that the data section has exactly
+// the size that the header implies.
+NpyReader open_npy(const std::string& path, const std::vector<NpyType>& accepted) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) {
     throw FileError(path + ": is a directory, not a .npy file");
@@ -219,8 +239,9 @@ NpyReader open_npy(const std::string& path) {
     throw FileError(path + ": failed to read the .npy header: " +
                     std::generic_category().message(errno));
   }
-  const detail::NpyHeader header = detail::parse_npy_header(path, header_text, header_start);
-  check_supported_header(path, header, reader.type);
+  const detail::NpyHeader header =
+      detail::parse_npy_header(path, header_text, header_start, dtype_list(accepted));
+  check_supported_header(path, header, accepted, reader.type);
   reader.shape = header.shape;
 
   // Size of the data section.
@@ -254,7 +275,8 @@ void read_npy_data(NpyReader& reader, const std::string& path, void* destination
 }  // namespace
 
 NpyArray read_npy(const std::string& path) {
-  NpyReader reader = open_npy(path);
+  NpyReader reader =
+      open_npy(path, {std::begin(all_npy_types), std::end(all_npy_types)});
   NpyArray array;
   array.type = reader.type;
   array.shape = reader.shape;
@@ -333,15 +355,8 @@ template <class T>
 Matrix<T> read_npy_matrix(const std::string& path, std::ptrdiff_t expected_cols) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "read_npy_matrix reads float or double");
-  NpyReader reader = open_npy(path);
+  NpyReader reader = open_npy(path, {NpyType::float32, NpyType::float64});
   const std::string shape_text = shape_to_string(reader.shape);
-
-  if (reader.type != NpyType::float32 && reader.type != NpyType::float64) {
-    throw InvalidArgument(path + ": dtype " + npy_type_name(reader.type) + " ('" +
-                          npy_descr(reader.type) +
-                          "') is not supported here; expected float32 ('<f4') or "
-                          "float64 ('<f8')");
-  }
 
   Matrix<T> matrix;
   if (reader.shape.size() == 2) {

@@ -95,11 +95,12 @@ struct Matrix {
 /// column, but only when `expected_cols` is 1. A negative `expected_cols`
 /// accepts any positive number of columns.
 ///
-/// Throws FileError for an unreadable or malformed file (see read_npy), and
-/// InvalidArgument naming the file when the array has another dtype or
-/// dimension count, no rows, no columns, a column count other than
-/// `expected_cols`, or a value that is NaN or infinite or, with T = float,
-/// beyond the float range. Value errors name the row and column (0-based).
+/// Throws FileError for an unreadable or malformed file (see read_npy) and
+/// for a dtype other than float32 and float64, listing those two. Throws
+/// InvalidArgument naming the file when the array has another dimension
+/// count, no rows, no columns, a column count other than `expected_cols`,
+/// or a value that is NaN or infinite or, with T = float, beyond the float
+/// range. Value errors name the row and column (0-based).
 template <class T>
 Matrix<T> read_npy_matrix(const std::string& path, std::ptrdiff_t expected_cols);
 

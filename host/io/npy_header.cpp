@@ -7,10 +7,6 @@
 
 namespace fmg::detail {
 
-const char* const npy_supported_dtypes =
-    "'<f4' (float32), '<f8' (float64), '<i4' (int32), '<i8' (int64), "
-    "'|u1' (uint8) and '<u4' (uint32)";
-
 namespace {
 
 // Recursive-descent parser for the header dict, a Python literal such as
@@ -20,8 +16,9 @@ namespace {
 class NpyHeaderParser {
  public:
   NpyHeaderParser(const std::string& path, const std::string& text,
-                  std::size_t file_offset)
-      : path_(path), text_(text), file_offset_(file_offset) {}
+                  std::size_t file_offset, const std::string& supported_dtypes)
+      : path_(path), text_(text), file_offset_(file_offset),
+        supported_dtypes_(supported_dtypes) {}
 
   NpyHeader parse() {
     NpyHeader header;
@@ -48,7 +45,7 @@ class NpyHeaderParser {
           throw FileError(path_ + ": unsupported dtype at byte " +
                           std::to_string(header.descr_offset) +
                           ": structured arrays (a descr list) are not supported; "
-                          "supported dtypes are " + npy_supported_dtypes);
+                          "supported dtypes are " + supported_dtypes_);
         }
         header.descr = parse_string("a quoted dtype string such as '<f8'");
       } else if (key == "fortran_order") {
@@ -183,14 +180,15 @@ class NpyHeaderParser {
   const std::string& path_;
   const std::string& text_;
   std::size_t file_offset_;
+  const std::string& supported_dtypes_;
   std::size_t pos_ = 0;
 };
 
 }  // namespace
 
 NpyHeader parse_npy_header(const std::string& path, const std::string& text,
-                           std::size_t file_offset) {
-  return NpyHeaderParser(path, text, file_offset).parse();
+                           std::size_t file_offset, const std::string& supported_dtypes) {
+  return NpyHeaderParser(path, text, file_offset, supported_dtypes).parse();
 }
 
 }  // namespace fmg::detail

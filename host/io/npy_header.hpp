@@ -7,9 +7,6 @@
 
 namespace fmg::detail {
 
-/// Supported dtypes, as listed in error messages.
-extern const char* const npy_supported_dtypes;
-
 /// Values of a .npy header dict, with the file offsets of the values for
 /// error messages.
 struct NpyHeader {
@@ -24,8 +21,9 @@ struct NpyHeader {
 /// Parses the header dict `text` of the .npy file `path`, which starts at
 /// byte `file_offset` of the file. Throws FileError naming the file and the
 /// byte offset of the problem: malformed syntax, a missing, unknown or
-/// repeated key, or a structured dtype (a descr list).
+/// repeated key, or a structured dtype (a descr list), whose message lists
+/// `supported_dtypes`, the dtypes the caller accepts.
 NpyHeader parse_npy_header(const std::string& path, const std::string& text,
-                           std::size_t file_offset);
+                           std::size_t file_offset, const std::string& supported_dtypes);
 
 }  // namespace fmg::detail

@@ -148,7 +148,24 @@ std::vector<RejectionCase> mixture_file_cases() {
   missing_file.arguments = {"sample", "--mixture", "IN/no_such_mixture.json", "-n", "2000"};
   missing_file.exit_status = 3;
   missing_file.message_parts = {{"no_such_mixture.json"}, {"No such file or directory"}};
-  return {missing_file};
+  // Every missing input file exits with the file-error status, whichever
+  // option names it.
+  RejectionCase missing_starts = missing_file;
+  missing_starts.name = "missing_starts_file";
+  missing_starts.arguments = {"sample", "--starts", "IN/no_such_starts.npy"};
+  missing_starts.message_parts = {{"no_such_starts.npy"}, {"No such file or directory"}};
+  RejectionCase missing_field_points = missing_file;
+  missing_field_points.name = "missing_field_points_file";
+  missing_field_points.arguments = {"field", "--points", "IN/no_such_points.npy", "--times",
+                                    "0.5"};
+  missing_field_points.message_parts = {{"no_such_points.npy"}, {"No such file or directory"}};
+  RejectionCase missing_ot_points = missing_file;
+  missing_ot_points.name = "missing_ot_points_file";
+  missing_ot_points.arguments = {"ot", "--quiet", "--points", "IN/no_such_grid.npy",
+                                 "--labels-out", "OUT/cells.npy", "--summary", "OUT/ot.json"};
+  missing_ot_points.message_parts = {{"no_such_grid.npy"}, {"No such file or directory"}};
+  missing_ot_points.add_outputs = false;
+  return {missing_file, missing_starts, missing_field_points, missing_ot_points};
 }
 
 RejectionCase option_case(std::string name, std::vector<std::string> options,
@@ -249,6 +266,55 @@ std::vector<RejectionCase> sample_option_cases() {
   };
 }
 
+/// A sample option whose value is not a valid number: fmg's own message
+/// names the option and the value, never the option parser's.
+RejectionCase number_case(std::string name, std::vector<std::string> options,
+                          std::vector<std::vector<std::string>> message_parts) {
+  RejectionCase rejection = option_case(std::move(name), std::move(options),
+                                        std::move(message_parts));
+  rejection.absent_parts = {"Could not convert", "of the option's type"};
+  return rejection;
+}
+
+/// A --trajectories value that is rejected: the standard outputs less
+/// their own --trajectories 2.
+RejectionCase trajectories_case(std::string name, std::string value,
+                                std::vector<std::vector<std::string>> message_parts) {
+  RejectionCase rejection = number_case(
+      std::move(name),
+      {"--quiet", "--summary", "OUT/summary.json", "--endpoints-out", "OUT/endpoints.npy",
+       "--trajectories-out", "OUT/trajectories.npy", "--trajectories", std::move(value)},
+      std::move(message_parts));
+  rejection.add_outputs = false;
+  return rejection;
+}
+
+std::vector<RejectionCase> sample_number_cases() {
+  return {
+      number_case("eps_malformed_exponent", {"--eps", "0.5e"},
+                  {{"--eps '0.5e'"}, {"not a number"}}),
+      number_case("initial_step_not_a_number", {"--initial-step", "small"},
+                  {{"--initial-step 'small'"}, {"not a number"}}),
+      number_case("threads_not_whole", {"--threads", "1.5"},
+                  {{"--threads '1.5'"}, {"whole number"}}),
+      number_case("threads_negative", {"--threads", "-2"},
+                  {{"--threads '-2'"}, {"from 0 to 2147483647"}}),
+      trajectories_case("trajectories_not_a_number", "abc",
+                        {{"--trajectories 'abc'"}, {"decimal notation"}}),
+      trajectories_case("trajectories_negative", "-3",
+                        {{"--trajectories '-3'"}, {"from 0 to 2147483647"}}),
+      // 1e7 is a whole number, so the check against -n 2000 rejects it.
+      trajectories_case("trajectories_beyond_samples", "1e7",
+                        {{"--trajectories 10000000"}, {"exceeds the number of samples 2000"}}),
+      trajectories_case("trajectories_beyond_int", "3e9",
+                        {{"--trajectories '3e9'"}, {"from 0 to 2147483647"}}),
+      number_case("trajectory_points_one", {"--trajectory-points", "1"},
+                  {{"--trajectory-points '1'"}, {"from 2 to 2147483647"}}),
+      number_case("trajectory_points_not_whole", {"--trajectory-points", "2.5"},
+                  {{"--trajectory-points '2.5'"}, {"whole number"}}),
+  };
+}
+
 std::vector<RejectionCase> backend_cases() {
   RejectionCase cuda = option_case("cuda_without_device", {"--backend", "cuda"},
                                    {{"CUDA"}, {"--backend cpu"}}, 4);
@@ -271,6 +337,26 @@ RejectionCase starts_case(std::string name, std::string contents, int exit_statu
   rejection.inputs = {{"starts.npy", std::move(contents)}};
   rejection.exit_status = exit_status;
   rejection.message_parts = std::move(message_parts);
+  return rejection;
+}
+
+/// A --starts file of five rows in d = 2 with the dtype `descr`, whose
+/// items have `item_size` bytes, all zero.
+RejectionCase dtype_case(std::string name, const std::string& descr, std::size_t item_size,
+                         std::vector<std::string> dtype_parts) {
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (5, 2), }";
+  // The preamble is 10 bytes and the data starts at a multiple of 64.
+  header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
+  header += '\n';
+  std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+  bytes += static_cast<char>(header.size() & 0xff);
+  bytes += static_cast<char>(header.size() >> 8);
+  bytes += header + std::string(10 * item_size, '\0');
+  std::vector<std::vector<std::string>> message_parts = {
+      {"starts.npy"}, {"unsupported dtype"}, {"'<f4' (float32) and '<f8' (float64)"}};
+  for (std::string& part : dtype_parts) message_parts.push_back({std::move(part)});
+  RejectionCase rejection = starts_case(std::move(name), bytes, 3, std::move(message_parts));
+  rejection.absent_parts = {"(int64)", "(uint8)", "(uint32)"};
   return rejection;
 }
 
@@ -301,6 +387,12 @@ std::vector<RejectionCase> starts_cases() {
                   {"--precision", "float"}),
       starts_case("starts_rows_disagree_with_n", valid, 2,
                   {{"-n 4"}, {"5 starting points"}}, {"-n", "4"}),
+      // A dtype the input does not accept is a file error, whether or not
+      // other inputs accept it, and the message lists only float32 and
+      // float64.
+      dtype_case("starts_int32_dtype", "<i4", 4, {"'<i4' (int32)"}),
+      dtype_case("starts_float16_dtype", "<f2", 2, {"'<f2'"}),
+      dtype_case("starts_big_endian_dtype", ">i4", 4, {"'>i4'", "astype('<f8')"}),
   };
 }
 
@@ -354,7 +446,21 @@ std::vector<RejectionCase> output_path_cases() {
                   with({"--schedule", "linear", "--summary", "OUT/same.npy",
                         "--endpoints-out", "OUT/same.npy"}),
                   2,
-                  {{"same.npy"}, {"given twice"}}),
+                  {{"--summary and --endpoints-out both write '"}, {"same.npy'"},
+                   {"its own path"}}),
+      output_case("output_path_spelled_twice",
+                  with({"--schedule", "linear", "--labels-out", "OUT/same.npy",
+                        "--endpoints-out", "OUT/./same.npy"}),
+                  2,
+                  {{"--endpoints-out '"}, {"/./same.npy' and --labels-out '"},
+                   {"are the same file"}}),
+      // Under several schedules each array file gets the schedule name, so
+      // the message names the tagged path.
+      output_case("tagged_output_path_given_twice",
+                  with({"--schedule", "all", "--endpoints-out", "OUT/run.npy",
+                        "--labels-out", "OUT/run.npy"}),
+                  2,
+                  {{"--endpoints-out and --labels-out both write '"}, {"run_linear.npy'"}}),
       output_case("output_path_is_directory", with({"--summary", "OUT"}), 3,
                   {{"is a directory"}}),
       // 1e6 paths of 1e6 points in d = 2 would need 16 TB of memory.
@@ -497,6 +603,14 @@ std::vector<RejectionCase> analysis_cases() {
     arguments.insert(arguments.end(), options.begin(), options.end());
     return RejectionCase{std::move(name), arguments, {}, 2, std::move(message), {}, false};
   };
+  const auto density_case = [](std::string name, std::vector<std::string> options,
+                               std::vector<std::vector<std::string>> message) {
+    std::vector<std::string> arguments{"density", "--out", "OUT/rho.npy", "--summary",
+                                       "OUT/rho.json"};
+    arguments.insert(arguments.end(), options.begin(), options.end());
+    return RejectionCase{std::move(name), arguments, {}, 2, std::move(message),
+                         {"Could not convert"}, false};
+  };
   RejectionCase exact_in_3d =
       ot_case("ot_exact_route_in_3d", {"--route", "exact", "--mixture", "IN/mixture.json"},
               {{"--route exact"}, {"dimension 3"}, {"mc-cpu"}});
@@ -504,11 +618,41 @@ std::vector<RejectionCase> analysis_cases() {
   return {
       ot_case("ot_tolerance_zero", {"--tolerance", "0"}, {{"--tolerance 0"}, {"positive"}}),
       ot_case("ot_max_iterations_zero", {"--max-iterations", "0"},
-              {{"--max-iterations 0"}, {"at least 1"}}),
+              {{"--max-iterations '0'"}, {"from 1 to 2147483647"}}),
+      ot_case("ot_tolerance_negative", {"--tolerance", "-1"},
+              {{"--tolerance -1:"}, {"positive"}}),
+      ot_case("ot_tolerance_malformed", {"--tolerance", "0.5e"},
+              {{"--tolerance '0.5e'"}, {"not a number"}}),
+      ot_case("ot_max_iterations_malformed", {"--max-iterations", "1e3x"},
+              {{"--max-iterations '1e3x'"}, {"decimal notation"}}),
+      ot_case("ot_max_iterations_not_whole", {"--max-iterations", "2.5"},
+              {{"--max-iterations '2.5'"}, {"whole number"}}),
+      ot_case("ot_trajectories_negative", {"--ot-trajectories", "-1"},
+              {{"--ot-trajectories '-1'"}, {"from 0 to 2147483647"}}),
+      ot_case("ot_trajectory_points_one", {"--trajectory-points", "1"},
+              {{"--trajectory-points '1'"}, {"from 2 to 2147483647"}}),
+      ot_case("ot_trajectories_out_without_count",
+              {"--ot-trajectories-out", "OUT/paths.npy"},
+              {{"--ot-trajectories-out needs --ot-trajectories M"}}),
       ot_case("ot_unknown_route", {"--route", "magic"}, {{"'magic'"}, {"mc-cpu"}}),
       ot_case("ot_samples_zero", {"--route", "mc-cpu", "--samples", "0"},
               {{"--samples '0'"}, {"at least 1"}}),
       exact_in_3d,
+      density_case("density_grid_not_a_number", {"--grid", "fine"},
+                   {{"--grid 'fine'"}, {"decimal notation"}}),
+      density_case("density_grid_one", {"--grid", "1"},
+                   {{"--grid '1'"}, {"from 2 to 2147483647"}}),
+      density_case("density_grid_scientific_garbage", {"--grid", "1e3e"},
+                   {{"--grid '1e3e'"}, {"not a number"}}),
+      // The width 2e308 overflows a double.
+      density_case("density_x_range_width_overflows", {"--x-range", "-1e308,1e308"},
+                   {{"--x-range '-1e308,1e308'"}, {"at most 1e150 in magnitude"}}),
+      density_case("density_y_range_infinite", {"--y-range", "0,inf"},
+                   {{"--y-range '0,inf'"}, {"finite"}}),
+      density_case("density_x_range_nan", {"--x-range", "nan,1"},
+                   {{"--x-range 'nan,1'"}, {"finite"}}),
+      density_case("density_x_range_reversed", {"--x-range", "2,1"},
+                   {{"--x-range '2,1'"}, {"MIN must be below MAX"}}),
       RejectionCase{"density_grid_too_large",
                     {"density", "--grid", "100000", "--out", "OUT/rho.npy"}, {}, 2,
                     {{"--grid 100000"}, {"2^28"}}, {}, false},
@@ -589,6 +733,8 @@ INSTANTIATE_TEST_SUITE_P(SampleCount, CommandRejection,
                          testing::ValuesIn(sample_count_cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(SampleOption, CommandRejection,
                          testing::ValuesIn(sample_option_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(SampleNumber, CommandRejection,
+                         testing::ValuesIn(sample_number_cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(Backend, CommandRejection, testing::ValuesIn(backend_cases()),
                          case_name);
 INSTANTIATE_TEST_SUITE_P(Starts, CommandRejection, testing::ValuesIn(starts_cases()),
@@ -726,6 +872,95 @@ TEST(FieldHelp, ListsEveryOption) {
     SCOPED_TRACE(option);
     EXPECT_THAT(help_line(result.standard_output, option), Not(IsEmpty()));
   }
+}
+
+TEST(QuietHelp, SameTextInSampleAndOt) {
+  for (const std::string subcommand : {"sample", "ot"}) {
+    SCOPED_TRACE(subcommand);
+
+    const CommandResult result = run_fmg({subcommand, "--help"});
+
+    EXPECT_EQ(result.exit_status, 0) << describe_result(result);
+    EXPECT_THAT(help_line(result.standard_output, "--quiet"),
+                HasSubstr("No progress lines on stderr; warnings and errors still print"));
+  }
+}
+
+TEST(ProgramHelp, ListsExitStatuses) {
+  const CommandResult result = run_fmg({"--help"});
+
+  EXPECT_EQ(result.exit_status, 0) << describe_result(result);
+  for (const std::string status :
+       {"0 success", "1 numerical failure", "2 invalid option", "3 a file", "4 backend",
+        "5 fmg ot stopped at --max-iterations"}) {
+    EXPECT_THAT(result.standard_output, HasSubstr(status));
+  }
+}
+
+TEST(OtHelp, DocumentsNonConvergenceStatus) {
+  const CommandResult result = run_fmg({"ot", "--help"});
+
+  EXPECT_EQ(result.exit_status, 0) << describe_result(result);
+  EXPECT_THAT(help_line(result.standard_output, "--max-iterations"),
+              HasSubstr("exits with status 5"));
+}
+
+// ---------------------------------------------------------------------------
+// fmg ot: exit status and warnings of a solve that stops early.
+// ---------------------------------------------------------------------------
+
+/// Runs fmg ot on the built-in example (the exact 2-D route) with its
+/// summary and Laguerre labels in `directory`, plus `options`.
+CommandResult run_ot(const TempDirectory& directory, const std::vector<std::string>& options) {
+  write_bytes(directory.file("grid.npy"), npy_bytes({3, 2}, {0, 0, 2, 0, -1, -2}));
+  std::vector<std::string> arguments = {"ot", "--quiet", "--cost-samples", "200",
+                                        "--summary", directory.file("ot.json"), "--points",
+                                        directory.file("grid.npy"), "--labels-out",
+                                        directory.file("cells.npy")};
+  arguments.insert(arguments.end(), options.begin(), options.end());
+  return run_fmg(arguments);
+}
+
+// One Newton step leaves the residual near 5e-3, far above 1e-10.
+TEST(OtConvergence, MaxIterationsWritesOutputsWarnsAndExitsFive) {
+  const TempDirectory directory;
+
+  const CommandResult result = run_ot(directory, {"--max-iterations", "1"});
+
+  EXPECT_EQ(result.exit_status, 5) << describe_result(result);
+  ASSERT_TRUE(std::filesystem::exists(directory.file("ot.json")));
+  const json summary = json::parse(read_bytes(directory.file("ot.json")));
+  EXPECT_EQ(summary["status"], "max_iterations");
+  ASSERT_EQ(summary["warnings"].size(), 1u);
+  const std::string warning = summary["warnings"][0].get<std::string>();
+  EXPECT_THAT(warning, HasSubstr("stopped at --max-iterations 1"));
+  EXPECT_THAT(warning, HasSubstr("above --tolerance 1e-10"));
+  EXPECT_THAT(result.standard_error, HasSubstr("fmg: warning: " + warning));
+  EXPECT_EQ(int32_values(read_npy(directory.file("cells.npy"))).size(), 3u);
+}
+
+TEST(OtConvergence, ConvergedSolveExitsZeroWithoutWarnings) {
+  const TempDirectory directory;
+
+  const CommandResult result = run_ot(directory, {});
+
+  EXPECT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(read_bytes(directory.file("ot.json")));
+  EXPECT_EQ(summary["status"], "converged");
+  EXPECT_THAT(summary["warnings"], IsEmpty());
+  EXPECT_THAT(result.standard_error, Not(HasSubstr("warning")));
+}
+
+TEST(OtWarnings, SamplesWithExactRouteAreReported) {
+  const TempDirectory directory;
+
+  const CommandResult result = run_ot(directory, {"--route", "exact", "--samples", "1000"});
+
+  EXPECT_EQ(result.exit_status, 0) << describe_result(result);
+  const json summary = json::parse(read_bytes(directory.file("ot.json")));
+  ASSERT_EQ(summary["warnings"].size(), 1u);
+  EXPECT_THAT(summary["warnings"][0].get<std::string>(),
+              HasSubstr("--samples has no effect with the exact route"));
 }
 
 // ---------------------------------------------------------------------------
@@ -1259,14 +1494,19 @@ TEST(SampleWarnings, AtomsCoincidingInFloatAreReported) {
   EXPECT_EQ(summary["runs"][0]["counts"][1], 0);
 }
 
-TEST(SampleWarnings, AtomsDistinctInDoubleAreNotReported) {
+// In double the atoms 1e-9 apart do not coincide, but they lie far closer
+// than a(t_end) = 1e-3, so they draw the close-atom warning instead.
+TEST(SampleWarnings, AtomsDistinctInDoubleAreReportedAsClose) {
   const TempDirectory directory;
 
   const CommandResult result = run_nearly_coinciding_atoms(directory, "double");
 
   ASSERT_EQ(result.exit_status, 0) << describe_result(result);
   const json summary = json::parse(result.standard_output);
-  EXPECT_THAT(summary["warnings"], IsEmpty());
+  ASSERT_EQ(summary["warnings"].size(), 1u);
+  const std::string warning = summary["warnings"][0].get<std::string>();
+  EXPECT_THAT(warning, HasSubstr("atoms 0 and 1 (1e-09 apart) are too close"));
+  EXPECT_THAT(warning, Not(HasSubstr("coincide")));
 }
 
 // Atoms 3e9 apart split the samples near t = 4e-5 under the cosine
@@ -1294,6 +1534,108 @@ TEST(SampleWarnings, DefaultFixedStepsOnExampleAreNotReported) {
 
   ASSERT_EQ(result.exit_status, 0) << describe_result(result);
   EXPECT_THAT(json::parse(result.standard_output)["warnings"], IsEmpty());
+}
+
+/// Runs fmg sample -n 500 on the CPU with `mixture` (JSON text) and
+/// `options`, and returns the summary's warnings.
+std::vector<std::string> sample_warnings(const std::string& mixture,
+                                         const std::vector<std::string>& options) {
+  const TempDirectory directory;
+  const std::string path = directory.file("mixture.json");
+  write_bytes(path, mixture);
+  std::vector<std::string> arguments = {"sample", "-q", "-n", "500", "--backend", "cpu",
+                                        "--mixture", path, "--json"};
+  arguments.insert(arguments.end(), options.begin(), options.end());
+
+  const CommandResult result = run_fmg(arguments);
+
+  EXPECT_EQ(result.exit_status, 0) << describe_result(result);
+  if (result.exit_status != 0) return {};
+  std::vector<std::string> warnings =
+      json::parse(result.standard_output)["warnings"].get<std::vector<std::string>>();
+  for (const std::string& warning : warnings) {
+    EXPECT_THAT(result.standard_error, HasSubstr("fmg: warning: " + warning));
+  }
+  return warnings;
+}
+
+const std::string kTwoAtoms = mixture_text("[[0, 0], [1, 1]]", "[0.5, 0.5]");
+
+// Atoms 1e-4 apart: their endpoints spread by a(t_end) = eps = 1e-3 under
+// the linear schedule, so the labels cannot tell them apart. Under the
+// cosine schedule a(t_end) = sin^2(pi eps / 2) = 2.5e-6, far below 1e-4.
+TEST(SampleWarnings, CloseAtomsAreReported) {
+  const std::vector<std::string> warnings =
+      sample_warnings(mixture_text("[[0, 0], [1e-4, 0]]", "[0.5, 0.5]"),
+                      {"--schedule", "all", "--eps", "1e-3"});
+
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_THAT(warnings[0], HasSubstr("under the linear schedule atoms 0 and 1 (0.0001 apart)"));
+  EXPECT_THAT(warnings[0], HasSubstr("a(t_end) = 0.001"));
+  EXPECT_THAT(warnings[0], HasSubstr("lower --eps (now 0.001)"));
+  EXPECT_THAT(warnings[1], HasSubstr("under the variance-preserving schedule atoms 0 and 1"));
+}
+
+TEST(SampleWarnings, CloseAtomsWithSmallerEpsAreNotReported) {
+  const std::vector<std::string> warnings =
+      sample_warnings(mixture_text("[[0, 0], [1e-4, 0]]", "[0.5, 0.5]"),
+                      {"--schedule", "linear", "--eps", "1e-6"});
+
+  EXPECT_THAT(warnings, IsEmpty());
+}
+
+// Endpoints gather around b(t_end) mu = (1 - eps) mu, 1 away from atoms
+// near (1000, 0), so every sample of the second atom is labelled with the
+// first although the atoms are 100 a(t_end) apart.
+TEST(SampleWarnings, AtomsFarFromOriginAreReportedAsClose) {
+  const std::vector<std::string> warnings =
+      sample_warnings(mixture_text("[[1000, 0], [1000.1, 0]]", "[0.5, 0.5]"),
+                      {"--schedule", "linear"});
+
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("atoms 0 and 1 (0.1 apart) are too close"));
+}
+
+TEST(SampleWarnings, StepsWithDopri5AreReported) {
+  const std::vector<std::string> warnings =
+      sample_warnings(kTwoAtoms, {"--schedule", "linear", "--steps", "50"});
+
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("--steps has no effect with --method dopri5"));
+}
+
+TEST(SampleWarnings, DefaultValuesGivenExplicitlyAreNotReported) {
+  EXPECT_THAT(sample_warnings(kTwoAtoms, {"--schedule", "linear", "--steps", "100"}),
+              IsEmpty());
+  EXPECT_THAT(sample_warnings(kTwoAtoms, {"--schedule", "linear", "--method", "rk4",
+                                          "--rtol", "1e-6", "--atol", "1e-9",
+                                          "--initial-step", "0", "--max-steps", "1e5"}),
+              IsEmpty());
+}
+
+TEST(SampleWarnings, DopriOptionsWithFixedStepsAreReported) {
+  const std::vector<std::string> warnings = sample_warnings(
+      kTwoAtoms, {"--schedule", "linear", "--method", "rk4", "--rtol", "1e-3", "--atol",
+                  "1e-9", "--initial-step", "0.01", "--max-steps", "1000"});
+
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("--rtol, --initial-step and --max-steps have no effect "
+                                     "with --method rk4"));
+}
+
+TEST(SampleWarnings, NoSimdWithMatrixPathIsReported) {
+  const std::vector<std::string> warnings = sample_warnings(
+      kTwoAtoms, {"--schedule", "linear", "--no-simd", "--velocity-path", "matrix"});
+
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("--no-simd has no effect here"));
+  EXPECT_THAT(warnings[0], HasSubstr("cpu backend's matrix path in d = 2"));
+}
+
+TEST(SampleWarnings, NoSimdOnDirectPathIsNotReported) {
+  EXPECT_THAT(sample_warnings(kTwoAtoms, {"--schedule", "linear", "--no-simd",
+                                          "--velocity-path", "direct"}),
+              IsEmpty());
 }
 
 /// Runs a one-schedule sample with `options` and returns the bytes of its

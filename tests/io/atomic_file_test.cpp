@@ -262,6 +262,50 @@ TEST_F(OutputSetTest, SamePathTwiceRejected) {
   EXPECT_NE(message.find("twice"), std::string::npos) << message;
 }
 
+TEST_F(OutputSetTest, SamePathTwiceNamesBothOptions) {
+  OutputSet outputs;
+  outputs.add(directory_.file("x.npy"), "--endpoints-out");
+
+  const std::string message = message_of<InvalidArgument>(
+      [&] { outputs.add(directory_.file("x.npy"), "--labels-out"); });
+
+  EXPECT_NE(message.find("--endpoints-out and --labels-out both write '" +
+                         directory_.file("x.npy") + "'"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(outputs.size(), 1u);
+}
+
+TEST_F(OutputSetTest, SameFileSpelledDifferentlyNamesBothPaths) {
+  OutputSet outputs;
+  const std::string first = directory_.file("x.npy");
+  const std::string second = (directory_.path() / "." / "x.npy").string();
+  outputs.add(first, "--summary");
+
+  const std::string message =
+      message_of<InvalidArgument>([&] { outputs.add(second, "--base-out"); });
+
+  EXPECT_NE(message.find("--summary '" + first + "' and --base-out '" + second +
+                         "' are the same file"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(OutputSetTest, OutputOnInputNamesOutputOption) {
+  const std::string input = directory_.file("starts.npy");
+  write_bytes(input, "input");
+  OutputSet outputs;
+  outputs.add_input(input, "--starts");
+
+  const std::string message =
+      message_of<InvalidArgument>([&] { outputs.add(input, "--endpoints-out"); });
+
+  EXPECT_NE(message.find("output path '" + input + "' of --endpoints-out is also an input "
+                         "(--starts '" + input + "')"),
+            std::string::npos)
+      << message;
+}
+
 TEST_F(OutputSetTest, SameFileSpelledDifferentlyRejected) {
   OutputSet outputs;
   outputs.add(directory_.file("a.txt"));

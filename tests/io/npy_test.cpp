@@ -471,14 +471,33 @@ TEST_F(ReadNpyMatrixTest, FloatOverflowRejected) {
   EXPECT_EQ(as_double.values[3], 1e39);
 }
 
+// An integer dtype is a file error, like any dtype the reader does not
+// accept, and the message lists only the two accepted dtypes.
 TEST_F(ReadNpyMatrixTest, IntegerDtypeRejected) {
   const std::string path = write_array<std::int32_t>({2, 2}, {1, 2, 3, 4});
 
   const std::string message =
-      message_of<InvalidArgument>([&] { read_npy_matrix<double>(path, 2); });
+      message_of<FileError>([&] { read_npy_matrix<double>(path, 2); });
 
-  EXPECT_NE(message.find("int32"), std::string::npos) << message;
-  EXPECT_NE(message.find("float64"), std::string::npos) << message;
+  EXPECT_NE(message.find("unsupported dtype '<i4' (int32)"), std::string::npos) << message;
+  EXPECT_NE(message.find("supported dtypes are '<f4' (float32) and '<f8' (float64)"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("int64"), std::string::npos) << message;
+  EXPECT_EQ(message.find("uint32"), std::string::npos) << message;
+}
+
+TEST_F(ReadNpyMatrixTest, UnknownDtypeListsOnlyFloatDtypes) {
+  const std::string path = directory_.file("half.npy");
+  write_bytes(path, make_npy(header_dict("<f2", "(2, 2)"), std::string(8, '\0')));
+
+  const std::string message =
+      message_of<FileError>([&] { read_npy_matrix<double>(path, 2); });
+
+  EXPECT_NE(message.find("unsupported dtype '<f2'"), std::string::npos) << message;
+  EXPECT_NE(message.find("'<f4' (float32) and '<f8' (float64)"), std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("int32"), std::string::npos) << message;
 }
 
 TEST_F(ReadNpyMatrixTest, MalformedFileIsFileError) {

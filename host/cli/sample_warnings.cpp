@@ -1,0 +1,222 @@
+#include "host/cli/sample_warnings.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "host/cli/common.hpp"
+#include "host/names.hpp"
+#include "kernels/schedule.hpp"
+
+namespace fmg::cli {
+namespace {
+
+// The atoms' coordinates in the run's precision: rounded to float in a
+// float run.
+std::vector<double> atoms_in_precision(const Mixture& mixture, Precision precision) {
+  std::vector<double> atoms = mixture.atoms;
+  if (precision == Precision::float32) {
+    for (double& coordinate : atoms) {
+      coordinate = static_cast<double>(static_cast<float>(coordinate));
+    }
+  }
+  return atoms;
+}
+
+std::vector<int> positive_weight_atoms(const Mixture& mixture) {
+  std::vector<int> indices;
+  for (int k = 0; k < mixture.num_atoms(); ++k) {
+    if (mixture.weights[k] > 0.0) indices.push_back(k);
+  }
+  return indices;
+}
+
+/// Returns advice on the options whose change may avoid the failures
+/// counted in `steps`.
+std::string failure_remedies(const FlowRunOptions& options,
+                             const StepStatistics& steps) {
+  std::vector<std::string> remedies;
+  if (steps.max_steps_reached > 0) {
+    remedies.push_back("raise --max-steps (now " + std::to_string(options.max_steps) +
+                       ") or loosen --rtol and --atol");
+  }
+  if (steps.non_finite_state > 0) {
+    if (options.method == Method::dopri5) {
+      remedies.push_back("raise --eps (now " + format_significant(options.eps) + ")");
+    } else {
+      remedies.push_back("raise --steps (now " + std::to_string(options.steps) +
+                         ") or use --method dopri5");
+    }
+    if (options.precision == Precision::float32) {
+      remedies.push_back("use --precision double");
+    }
+  }
+  std::string text;
+  for (std::size_t i = 0; i < remedies.size(); ++i) {
+    text += (i == 0 ? "" : ", or ") + remedies[i];
+  }
+  return text;
+}
+
+}  // namespace
+
+std::vector<std::string> coinciding_atom_warnings(const Mixture& mixture,
+                                                  Precision precision) {
+  const int d = mixture.dim;
+  const std::vector<double> atoms = atoms_in_precision(mixture, precision);
+  std::vector<int> order = positive_weight_atoms(mixture);
+  const auto row = [&](int k) { return atoms.cbegin() + static_cast<std::ptrdiff_t>(k) * d; };
+  std::sort(order.begin(), order.end(), [&](int i, int j) {
+    return std::lexicographical_compare(row(i), row(i) + d, row(j), row(j) + d) ||
+           (std::equal(row(i), row(i) + d, row(j)) && i < j);
+  });
+  std::vector<std::string> warnings;
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    if (std::equal(row(order[i]), row(order[i]) + d, row(order[i - 1]))) {
+      warnings.push_back("atoms " + std::to_string(std::min(order[i - 1], order[i])) +
+                         " and " + std::to_string(std::max(order[i - 1], order[i])) +
+                         " coincide in " + std::string(precision_name(precision)) +
+                         " precision; their samples are all labelled with the lower "
+                         "index, so basin fractions cannot match their weights");
+    }
+  }
+  return warnings;
+}
+
+std::vector<std::string> close_atom_warnings(const Mixture& mixture, Precision precision,
+                                             const std::vector<ScheduleKind>& schedules,
+                                             double eps) {
+  // A sample bound for atom j ends at x = b mu_j + a Z with Z ~ N(0, I_d),
+  // a = a(t_end) and b = b(t_end), and its label is the nearest atom. Between
+  // atoms j and k at distance D only the component of Z along
+  // u = (mu_k - mu_j) / D matters, a standard normal whatever d is, because
+  // the other components move x parallel to the plane midway between the
+  // atoms. So no sqrt(d) enters the threshold. The centre b mu_j lies
+  // b D / 2 + (1 - b) <m, u> from that plane, m being the midpoint, with
+  // <m, u> = (|mu_k|^2 - |mu_j|^2) / (2 D); the centre b mu_k lies
+  // b D / 2 - (1 - b) <m, u> from it. When the smaller distance is at least
+  // 5 a, a sample crosses the plane with probability Phi(-5) < 3e-7, far
+  // below the binomial error of any practical N. Below 5 a this warns.
+  // NOTE: the (1 - b) term exists because endpoint_label compares x with
+  // mu_k, not with b mu_k. Labelling against b(t_end) mu_k would remove it.
+  const int d = mixture.dim;
+  const std::vector<int> indices = positive_weight_atoms(mixture);
+  const double pairs = static_cast<double>(indices.size()) * static_cast<double>(indices.size());
+  // The search costs K^2 d / 2 multiply-adds: 1e8 bounds it to a fraction
+  // of a second (an estimate, not a measurement). Larger mixtures skip it.
+  constexpr double max_pair_work = 1e8;
+  if (indices.size() < 2 || pairs * d > max_pair_work) return {};
+
+  const std::vector<double> atoms = atoms_in_precision(mixture, precision);
+  const double t_end = 1.0 - eps;
+  struct ClosestPair {
+    double margin = std::numeric_limits<double>::infinity();
+    int first = -1, second = -1;
+    double distance = 0.0;
+  };
+  std::vector<ScheduleValues<double>> values;
+  for (ScheduleKind kind : schedules) values.push_back(evaluate_schedule(kind, t_end));
+  std::vector<ClosestPair> closest(schedules.size());
+
+  for (std::size_t p = 0; p < indices.size(); ++p) {
+    const double* mu_j = atoms.data() + static_cast<std::size_t>(indices[p]) * d;
+    for (std::size_t q = p + 1; q < indices.size(); ++q) {
+      const double* mu_k = atoms.data() + static_cast<std::size_t>(indices[q]) * d;
+      double distance2 = 0.0, norm2_difference = 0.0;
+      for (int i = 0; i < d; ++i) {
+        distance2 += (mu_k[i] - mu_j[i]) * (mu_k[i] - mu_j[i]);
+        // |mu_k|^2 - |mu_j|^2 as <mu_k - mu_j, mu_k + mu_j>, without cancellation.
+        norm2_difference += (mu_k[i] - mu_j[i]) * (mu_k[i] + mu_j[i]);
+      }
+      // Coinciding atoms have their own warning.
+      if (!(distance2 > 0.0)) continue;
+      const double distance = std::sqrt(distance2);
+      const double midpoint_offset = std::fabs(norm2_difference) / (2.0 * distance);
+      for (std::size_t s = 0; s < schedules.size(); ++s) {
+        const double b = values[s].b;
+        const double margin = b * distance / 2.0 - (1.0 - b) * midpoint_offset;
+        if (margin < closest[s].margin) {
+          closest[s] = {margin, indices[p], indices[q], distance};
+        }
+      }
+    }
+  }
+
+  std::vector<std::string> warnings;
+  for (std::size_t s = 0; s < schedules.size(); ++s) {
+    const double a = values[s].a;
+    if (closest[s].first < 0 || !(closest[s].margin < 5.0 * a)) continue;
+    warnings.push_back(
+        "under the " + std::string(schedule_name(schedules[s])) + " schedule atoms " +
+        std::to_string(closest[s].first) + " and " + std::to_string(closest[s].second) +
+        " (" + format_significant(closest[s].distance, 3) +
+        " apart) are too close for nearest-atom labels at t_end: a sample of either "
+        "atom ends near b(t_end) times that atom with spread a(t_end) = " +
+        format_significant(a, 3) + " along each axis, and that centre lies less than "
+        "5 a(t_end) from the plane that splits the two atoms' labels, so their basin "
+        "fractions are unreliable; lower --eps (now " +
+        format_significant(eps) + ")");
+  }
+  return warnings;
+}
+
+std::vector<std::string> fixed_step_warnings(const Mixture& mixture,
+                                             const FlowRunOptions& options,
+                                             const std::vector<ScheduleKind>& schedules) {
+  std::vector<std::string> warnings;
+  if (options.method == Method::dopri5) return warnings;
+  // Atoms D apart split the samples near b D / a^2 = 1; a fixed step ten
+  // times longer than first_step_limit (where b D = a^2 / 10) crosses
+  // that split in one step.
+  const double t_end = 1.0 - options.eps;
+  const double step = t_end / options.steps;
+  const auto short_number = [](double value) {
+    std::ostringstream text;
+    text.precision(2);
+    text << value;
+    return text.str();
+  };
+  for (ScheduleKind kind : schedules) {
+    const double limit = first_step_limit(mixture, kind, t_end);
+    if (step > 10.0 * limit) {
+      warnings.push_back(
+          "under the " + std::string(schedule_name(kind)) + " schedule the atoms split the samples "
+          "near t = " + short_number(10.0 * limit) + ", before the end of the first fixed "
+          "step (" + short_number(step) + "), so samples may reach the wrong atom; use --method "
+          "dopri5 or at least --steps " +
+          std::to_string(static_cast<long long>(std::ceil(t_end / (10.0 * limit)))));
+    }
+  }
+  return warnings;
+}
+
+std::optional<std::string> failure_warning(const FlowRunOptions& options,
+                                           const BasinStatistics& basins,
+                                           const StepStatistics& steps) {
+  const std::uint64_t failed = steps.max_steps_reached + steps.non_finite_state;
+  if (failed == 0) return std::nullopt;
+
+  std::string statuses;
+  const auto add_status = [&statuses](std::uint64_t count, SampleStatus status) {
+    if (count == 0) return;
+    if (!statuses.empty()) statuses += ", ";
+    statuses += std::to_string(count) + " " + std::string(status_name(status));
+  };
+  add_status(steps.max_steps_reached, SampleStatus::max_steps_reached);
+  add_status(steps.non_finite_state, SampleStatus::non_finite_state);
+
+  const std::string schedule(schedule_name(options.schedule));
+  std::string warning;
+  if (basins.succeeded == 0) {
+    warning = "every sample failed under the " + schedule + " schedule (" +
+              statuses + "); fractions and z-scores are null";
+  } else {
+    warning = std::to_string(failed) + " of " + std::to_string(options.num_samples) +
+              " samples failed under the " + schedule + " schedule (" + statuses +
+              "); the fractions leave the failed samples out and may be biased";
+  }
+  return warning + "; " + failure_remedies(options, steps);
+}
+
+}  // namespace fmg::cli
