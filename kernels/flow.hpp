@@ -47,14 +47,25 @@ FMG_HD FMG_INLINE SampleCounters integrate_sample(
                          problem.steps, static_cast<Observer&&>(observer));
 }
 
-/// Label of an integrated sample: its nearest atom of positive weight when
-/// the integration succeeded, -1 otherwise.
+/// The schedule's b at t_end: an endpoint x(t_end) lies near b(t_end) mu_k
+/// for its atom mu_k, at a distance of order a(t_end).
+template <class T>
+FMG_HD FMG_INLINE T endpoint_scale(const FlowProblem<T>& problem) {
+  return evaluate_schedule(problem.schedule, problem.t_end).b;
+}
+
+/// Label of an integrated sample: the atom k of positive weight whose
+/// b(t_end) mu_k is nearest to the endpoint when the integration succeeded,
+/// -1 otherwise; `scale` is endpoint_scale(problem). Comparing with mu_k
+/// itself would mislabel close atoms far from the origin: atoms 0.1 apart
+/// at distance 1000 are 0.999 * 1000 - 1000 = 1 away from their endpoints
+/// at eps = 1e-3, ten times their separation.
 template <class T, class Vec>
-FMG_HD FMG_INLINE int endpoint_label(const MixtureView<T>& mixture,
+FMG_HD FMG_INLINE int endpoint_label(const MixtureView<T>& mixture, T scale,
                                      const SampleCounters& counters,
                                      const Vec& x) {
   if (counters.status != SampleStatus::ok) return -1;
-  return nearest_weighted_atom(mixture, x);
+  return nearest_weighted_atom(mixture, scale, x);
 }
 
 }  // namespace fmg

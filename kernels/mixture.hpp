@@ -164,18 +164,18 @@ FMG_HD FMG_INLINE void log_responsibilities(const MixtureView<T>& mix,
   for (int k = 0; k < mix.num_atoms; ++k) log_gamma[k] -= log_norm;
 }
 
-/// Returns the index of the nearest atom of positive weight, the label of a
-/// flow endpoint (an atom of zero weight attracts no mass). Ties go to the
-/// lowest index.
+/// Returns the index k of positive weight that minimises |x - b mu_k|, the
+/// label of a flow endpoint at a time where the schedule's b is `b` (an atom
+/// of zero weight attracts no mass). Ties go to the lowest index.
 template <class T, class Vec>
-FMG_HD FMG_INLINE int nearest_weighted_atom(const MixtureView<T>& mix,
+FMG_HD FMG_INLINE int nearest_weighted_atom(const MixtureView<T>& mix, T b,
                                             const Vec& x) {
   int best = 0;
   bool found = false;
   T best_dist = math::infinity<T>();
   for (int k = 0; k < mix.num_atoms; ++k) {
     if (!(mix.log_weights[k] > -math::infinity<T>())) continue;
-    const T dist2 = squared_distance(x, T(1), mix.atom(k));
+    const T dist2 = squared_distance(x, b, mix.atom(k));
     if (!found || dist2 < best_dist) {
       best_dist = dist2;
       best = k;

@@ -88,18 +88,14 @@ std::vector<std::string> close_atom_warnings(const Mixture& mixture, Precision p
                                              const std::vector<ScheduleKind>& schedules,
                                              double eps) {
   // A sample bound for atom j ends at x = b mu_j + a Z with Z ~ N(0, I_d),
-  // a = a(t_end) and b = b(t_end), and its label is the nearest atom. Between
-  // atoms j and k at distance D only the component of Z along
-  // u = (mu_k - mu_j) / D matters, a standard normal whatever d is, because
-  // the other components move x parallel to the plane midway between the
-  // atoms. So no sqrt(d) enters the threshold. The centre b mu_j lies
-  // b D / 2 + (1 - b) <m, u> from that plane, m being the midpoint, with
-  // <m, u> = (|mu_k|^2 - |mu_j|^2) / (2 D); the centre b mu_k lies
-  // b D / 2 - (1 - b) <m, u> from it. When the smaller distance is at least
-  // 5 a, a sample crosses the plane with probability Phi(-5) < 3e-7, far
-  // below the binomial error of any practical N. Below 5 a this warns.
-  // NOTE: the (1 - b) term exists because endpoint_label compares x with
-  // mu_k, not with b mu_k. Labelling against b(t_end) mu_k would remove it.
+  // a = a(t_end) and b = b(t_end), and its label is the atom whose b mu_k is
+  // nearest. Between atoms j and k at distance D only the component of Z
+  // along (mu_k - mu_j) / D matters, a standard normal whatever d is,
+  // because the other components move x parallel to the plane midway
+  // between b mu_j and b mu_k. So no sqrt(d) enters the threshold. Both
+  // centres lie b D / 2 from that plane; when that margin is at least 5 a,
+  // a sample crosses the plane with probability Phi(-5) < 3e-7, far below
+  // the binomial error of any practical N. Below 5 a this warns.
   const int d = mixture.dim;
   const std::vector<int> indices = positive_weight_atoms(mixture);
   const double pairs = static_cast<double>(indices.size()) * static_cast<double>(indices.size());
@@ -123,19 +119,13 @@ std::vector<std::string> close_atom_warnings(const Mixture& mixture, Precision p
     const double* mu_j = atoms.data() + static_cast<std::size_t>(indices[p]) * d;
     for (std::size_t q = p + 1; q < indices.size(); ++q) {
       const double* mu_k = atoms.data() + static_cast<std::size_t>(indices[q]) * d;
-      double distance2 = 0.0, norm2_difference = 0.0;
-      for (int i = 0; i < d; ++i) {
-        distance2 += (mu_k[i] - mu_j[i]) * (mu_k[i] - mu_j[i]);
-        // |mu_k|^2 - |mu_j|^2 as <mu_k - mu_j, mu_k + mu_j>, without cancellation.
-        norm2_difference += (mu_k[i] - mu_j[i]) * (mu_k[i] + mu_j[i]);
-      }
+      double distance2 = 0.0;
+      for (int i = 0; i < d; ++i) distance2 += (mu_k[i] - mu_j[i]) * (mu_k[i] - mu_j[i]);
       // Coinciding atoms have their own warning.
       if (!(distance2 > 0.0)) continue;
       const double distance = std::sqrt(distance2);
-      const double midpoint_offset = std::fabs(norm2_difference) / (2.0 * distance);
       for (std::size_t s = 0; s < schedules.size(); ++s) {
-        const double b = values[s].b;
-        const double margin = b * distance / 2.0 - (1.0 - b) * midpoint_offset;
+        const double margin = values[s].b * distance / 2.0;
         if (margin < closest[s].margin) {
           closest[s] = {margin, indices[p], indices[q], distance};
         }
@@ -151,7 +141,7 @@ std::vector<std::string> close_atom_warnings(const Mixture& mixture, Precision p
         "under the " + std::string(schedule_name(schedules[s])) + " schedule atoms " +
         std::to_string(closest[s].first) + " and " + std::to_string(closest[s].second) +
         " (" + format_significant(closest[s].distance, 3) +
-        " apart) are too close for nearest-atom labels at t_end: a sample of either "
+        " apart) are too close for the labels at t_end: a sample of either "
         "atom ends near b(t_end) times that atom with spread a(t_end) = " +
         format_significant(a, 3) + " along each axis, and that centre lies less than "
         "5 a(t_end) from the plane that splits the two atoms' labels, so their basin "

@@ -185,6 +185,7 @@ class CpuFlowBackend final : public FlowBackend<T> {
     const MixtureView<T> mix = mixture_.view();
     const int d = mixture_.dim;
     const auto count = static_cast<std::ptrdiff_t>(chunk.count);
+    const T label_scale = endpoint_scale(problem_);
 
 #pragma omp parallel num_threads(threads_)
     {
@@ -207,7 +208,7 @@ class CpuFlowBackend final : public FlowBackend<T> {
 
         const SampleCounters counters =
             integrate_sample(mix, problem_, storage.x, storage.ws);
-        const int label = endpoint_label(mix, counters, storage.x);
+        const int label = endpoint_label(mix, label_scale, counters, storage.x);
 
         if (chunk.endpoints != nullptr) {
           for (int j = 0; j < d; ++j) chunk.endpoints[row + j] = storage.x[j];

@@ -195,7 +195,7 @@ class LockstepBlock {
     RowState<T>& row = state_[i];
     row.counters.status = status;
     const StridedVec<T> x = row_vec(x_, i);
-    const int label = endpoint_label(mixture_.view, row.counters, x);
+    const int label = endpoint_label(mixture_.view, endpoint_scale(problem_), row.counters, x);
     const std::size_t d = static_cast<std::size_t>(d_);
     if (chunk_.endpoints != nullptr) {
       std::copy_n(x.data, d, chunk_.endpoints + row.sample * d);

@@ -316,7 +316,8 @@ class LaneRunner {
 
   LaneRunner(const LaneJob<T>& job, FlowTally& tally)
       : job_(job), mix_(job.mixture), problem_(job.problem),
-        chunk_(*job.chunk), tally_(tally), next_(job.begin) {}
+        chunk_(*job.chunk), tally_(tally), label_scale_(endpoint_scale(job.problem)),
+        next_(job.begin) {}
 
   void run() {
     if (problem_.method == Method::dopri5) {
@@ -357,7 +358,7 @@ class LaneRunner {
   void finish(int l, const SampleCounters& counters) {
     const std::size_t i = static_cast<std::size_t>(s_.sample[l]);
     const Vec point = lane_point(s_.x, l);
-    const int label = endpoint_label(mix_, counters, point);
+    const int label = endpoint_label(mix_, label_scale_, counters, point);
     if (chunk_.endpoints != nullptr) {
       for (int j = 0; j < D; ++j) chunk_.endpoints[i * D + j] = point[j];
     }
@@ -777,6 +778,7 @@ class LaneRunner {
   FlowProblem<T> problem_;
   const FlowChunk<T>& chunk_;
   FlowTally& tally_;
+  T label_scale_;  ///< endpoint_scale of the problem, for the labels.
   std::size_t next_;
   Lanes<T, D> s_{};
   /// Samples whose Dormand-Prince start was computed W at a time, taken by

@@ -249,7 +249,7 @@ __global__ void fused_flow_kernel(MixtureView<T> mix, FlowProblem<T> problem,
     }
 
     counters = integrate_sample(mix, problem, x, ws);
-    label = endpoint_label(mix, counters, x);
+    label = endpoint_label(mix, endpoint_scale(problem), counters, x);
 
     if (out.endpoints != nullptr) {
       for (int j = 0; j < n; ++j) out.endpoints[row + j] = x[j];

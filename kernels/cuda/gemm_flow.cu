@@ -270,7 +270,7 @@ class CudaMatrixFlowBackend final : public FlowBackend<T> {
     }
 
     finish_kernel<T><<<blocks_for(n), block_size, 0, stream>>>(
-        view(), static_cast<int>(n), vec(0), state_.data(), labels_.data(),
+        view(), endpoint_scale(problem_), static_cast<int>(n), vec(0), state_.data(), labels_.data(),
         counters_.data());
     FMG_CUDA_CHECK_LAUNCH();
     copy_back(chunk, offset, n, tally);

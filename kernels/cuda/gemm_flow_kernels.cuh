@@ -439,7 +439,7 @@ __global__ void end_step_kernel(const int* rows, int m, int d,
 
 /// Labels and per-sample outputs after the integration.
 template <class T>
-__global__ void finish_kernel(MixtureView<T> mix, int n, const T* x,
+__global__ void finish_kernel(MixtureView<T> mix, T label_scale, int n, const T* x,
                               const RowState<T>* state, std::int32_t* labels,
                               std::uint32_t* counters) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -453,7 +453,7 @@ __global__ void finish_kernel(MixtureView<T> mix, int n, const T* x,
   const int d = mix.dim;
   const StridedVec<T> xi{const_cast<T*>(x) + static_cast<std::size_t>(i) * d, d,
                          1};
-  labels[i] = endpoint_label(mix, c, xi);
+  labels[i] = endpoint_label(mix, label_scale, c, xi);
   counters[4 * i] = s.accepted;
   counters[4 * i + 1] = s.rejected;
   counters[4 * i + 2] = s.evaluations;

@@ -360,5 +360,28 @@ TEST(EndpointLabel, SkipsAtomsOfZeroWeight) {
   EXPECT_EQ(run.tally.label_counts[0] + run.tally.label_counts[2], 2000u);
 }
 
+// Endpoints at t_end lie near b(t_end) mu_k, not mu_k: for atoms 0.1 apart
+// at distance 1000 and eps = 1e-3 that offset is 1, ten times the atoms'
+// separation, so labels taken from the atoms themselves sent every sample
+// to atom 0. Each path (lanes, per-sample, matrix) must split the samples
+// by the weights.
+TEST(EndpointLabel, CloseAtomsFarFromOriginSplitByWeight) {
+  Mixture mixture;
+  mixture.dim = 2;
+  mixture.atoms = {1000.0, 0.0, 1000.1, 0.0};
+  mixture.weights = {0.5, 0.5};
+  for (int path = 0; path < 3; ++path) {
+    SCOPED_TRACE(path);
+    FlowRunOptions options = small_run();
+    options.num_samples = 4000;
+    options.cpu_simd = path == 0;
+    options.velocity_path = path == 2 ? VelocityPath::matrix : VelocityPath::direct;
+    const Captured run = run_captured(options, mixture);
+    // Four binomial standard errors, sqrt(0.25 * 4000) = 31.6 each.
+    EXPECT_NEAR(static_cast<double>(run.tally.label_counts[0]), 2000.0, 127.0);
+    EXPECT_EQ(run.tally.label_counts[0] + run.tally.label_counts[1], 4000u);
+  }
+}
+
 }  // namespace
 }  // namespace fmg

@@ -306,7 +306,7 @@ TEST(ScheduleInvariance, SameAtomUnderEverySchedule) {
       problem.control.atol = 1e-10;
       SampleCounters counters;
       const Vec2 end = integrate(mix, problem, start, &counters);
-      labels[s++] = endpoint_label(mix.view(), counters, end);
+      labels[s++] = endpoint_label(mix.view(), endpoint_scale(problem), counters, end);
     }
     ASSERT_EQ(labels[0], labels[1]) << "sample " << i;
     ASSERT_EQ(labels[0], labels[2]) << "sample " << i;
@@ -356,7 +356,8 @@ TEST(Dopri5, FloatPrecisionReachesSameAtom) {
     ASSERT_EQ(counters.status, SampleStatus::ok);
     const Vec2 end = reference_endpoint(mix, ScheduleKind::linear, 0.999, xd);
     SampleCounters ok;
-    agree += endpoint_label(view, counters, xf) == endpoint_label(mix.view(), ok, end);
+    agree += endpoint_label(view, endpoint_scale(problem), counters, xf) ==
+             endpoint_label(mix.view(), 0.999, ok, end);
   }
   EXPECT_EQ(agree, 200);
 }
