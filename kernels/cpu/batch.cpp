@@ -77,7 +77,7 @@ bool cuda_uses_matrix_path(VelocityPath path, int num_atoms, int dim) {
 
 namespace {
 
-/// Fewest samples of a chunk per thread of the lane engine; smaller chunks
+/// Minimum samples of a chunk per thread of the lane engine; smaller chunks
 /// run on fewer threads.
 constexpr std::size_t lanes_samples_per_thread = 4096;
 

@@ -81,8 +81,8 @@ FMG_LANE_INLINE double exp_nonpositive(double x) {
   return exp_of_clamped(x, x < -708.0 ? -708.0 : x);
 }
 
-/// The float counterpart of exp_of_clamped: x clamped to at most 88, and
-/// x < -87 gives 0.
+/// Computes e^x in float as exp_of_clamped does in double: x clamped to at
+/// most 88, and x < -87 gives 0.
 FMG_LANE_INLINE float exp_of_clamped(float x, float clamped) {
   const float shifter = 12582912.0f;  // 1.5 * 2^23
   const float kd = clamped * 1.44269504f + shifter;
