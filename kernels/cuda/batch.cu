@@ -1,13 +1,15 @@
 // CUDA backend of the flow. Each launch runs one fused kernel with one
 // thread per sample: the thread draws its base sample on the device,
 // integrates it, and counts its label, status and steps in the block's
-// shared memory. Each block then adds its counts to the chunk's tally in
-// device memory, with one atomic per counter. Chunks alternate between
+// shared memory (step sums through CUB's warp reductions, labels through
+// warp match groups). Each block then adds its counts to the chunk's tally
+// in device memory, with one atomic per counter. Chunks alternate between
 // streams, each with its own device buffers, so one chunk integrates while
 // the previous chunk's outputs are copied into pinned host memory and
 // written out by the host.
 #include "kernels/batch.hpp"
 
+#include <cub/warp/warp_reduce.cuh>
 #include <cuda_runtime.h>
 #include <nvtx3/nvToolsExtCudaRt.h>
 
@@ -65,22 +67,14 @@ struct LaunchOutputs {
 constexpr unsigned full_warp = 0xffffffffu;
 constexpr int warp_size = 32;
 
-/// Returns the sum of `value` over the warp in lane 0.
-__device__ __forceinline__ unsigned long long warp_sum(
-    unsigned long long value) {
-  for (int offset = warp_size / 2; offset > 0; offset /= 2) {
-    value += __shfl_down_sync(full_warp, value, offset);
-  }
-  return value;
-}
+/// Largest number of warps in a block (1024 threads).
+constexpr int max_block_warps = 32;
 
-/// Returns the maximum of `value` over the warp in lane 0.
-__device__ __forceinline__ unsigned warp_max(unsigned value) {
-  for (int offset = warp_size / 2; offset > 0; offset /= 2) {
-    value = max(value, __shfl_down_sync(full_warp, value, offset));
+struct MaxOfUnsigned {
+  __device__ __forceinline__ unsigned operator()(unsigned a, unsigned b) const {
+    return a > b ? a : b;
   }
-  return value;
-}
+};
 
 /// Calls add(key, lanes) once per distinct `key` among the warp's active
 /// lanes, from the lowest lane with that key, passing the number of lanes
@@ -124,13 +118,25 @@ __device__ __forceinline__ void add_to_block_tally(
     unsigned* words, const LaunchOutputs<T>& out, int num_atoms, bool active,
     const SampleCounters& counters, int label) {
   const unsigned lane = threadIdx.x % warp_size;
+  const unsigned warp = threadIdx.x / warp_size;
+  // The step counters summed over the warp with CUB's warp reductions,
+  // whose totals lane 0 receives. Each reduction reuses the warp's storage,
+  // so the warp synchronises between them.
+  using WarpSum = cub::WarpReduce<unsigned long long>;
+  using WarpMax = cub::WarpReduce<unsigned>;
+  __shared__ typename WarpSum::TempStorage sum_storage[max_block_warps];
+  __shared__ typename WarpMax::TempStorage max_storage[max_block_warps];
   const unsigned accepted = active ? counters.accepted : 0u;
-  const unsigned long long accepted_sum = warp_sum(accepted);
-  const unsigned long long rejected_sum =
-      warp_sum(active ? counters.rejected : 0u);
-  const unsigned long long evaluations_sum =
-      warp_sum(active ? counters.evaluations : 0u);
-  const unsigned accepted_max = warp_max(accepted);
+  const unsigned long long accepted_sum =
+      WarpSum(sum_storage[warp]).Sum(static_cast<unsigned long long>(accepted));
+  __syncwarp();
+  const unsigned long long rejected_sum = WarpSum(sum_storage[warp]).Sum(
+      static_cast<unsigned long long>(active ? counters.rejected : 0u));
+  __syncwarp();
+  const unsigned long long evaluations_sum = WarpSum(sum_storage[warp]).Sum(
+      static_cast<unsigned long long>(active ? counters.evaluations : 0u));
+  const unsigned accepted_max =
+      WarpMax(max_storage[warp]).Reduce(accepted, MaxOfUnsigned{});
   if (lane == 0) {
     auto* sums =
         reinterpret_cast<unsigned long long*>(words + layout::sums_offset);
