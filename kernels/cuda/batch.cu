@@ -70,6 +70,7 @@ constexpr int warp_size = 32;
 /// Largest number of warps in a block (1024 threads).
 constexpr int max_block_warps = 32;
 
+/// The larger of two step counts, the operator of the warp maximum.
 struct MaxOfUnsigned {
   __device__ __forceinline__ unsigned operator()(unsigned a, unsigned b) const {
     return a > b ? a : b;
