@@ -145,7 +145,7 @@ class CpuFlowBackend final : public FlowBackend<T> {
   /// small chunks so that every thread gets about four, but at least 256.
   /// A chunk with fewer than lanes_samples_per_thread samples per thread
   /// uses fewer threads: a thousand samples take about a millisecond, while
-  /// starting or waking a thread took up to ten on a two-core virtual
+  /// starting the second thread took 2 to 20 ms on a two-core virtual
   /// machine.
   void run_lanes(const FlowChunk<T>& chunk, FlowTally& tally) {
     const MixtureView<T> mix = mixture_.view();
