@@ -130,7 +130,8 @@ template <class T>
 FlowRunResult run_flow_typed(const Mixture& mixture,
                              const FlowRunOptions& options,
                              const FlowRunIo& io) {
-  const HostMixture<T> host = make_host_mixture<T>(mixture);
+  const std::vector<double> shift = flow_shift(mixture);
+  const HostMixture<T> host = make_host_mixture<T>(shifted_mixture(mixture, shift));
   const FlowProblem<T> problem = make_flow_problem<T>(options, mixture);
   const BackendChoice backend = resolve_backend(options.backend);
   std::unique_ptr<FlowBackend<T>> runner =
@@ -138,15 +139,27 @@ FlowRunResult run_flow_typed(const Mixture& mixture,
           ? make_cuda_flow_backend(host, problem, options.velocity_path)
           : make_cpu_flow_backend(host, problem, options.threads,
                                   options.cpu_simd, options.velocity_path);
-  return run_flow_on(*runner, mixture, options, io);
+  return run_flow_on(*runner, mixture, options, io, shift);
 }
 
 }  // namespace
 
 template <class T>
 FlowRunResult run_flow_on(FlowBackend<T>& runner, const Mixture& mixture,
-                          const FlowRunOptions& options, const FlowRunIo& io) {
+                          const FlowRunOptions& options, const FlowRunIo& io,
+                          const std::vector<double>& shift) {
   const int d = mixture.dim;
+  // The endpoints move back by b(t_end) shift, in precision T.
+  std::vector<T> endpoint_shift;
+  for (double c : shift) {
+    if (c != 0.0) endpoint_shift.assign(shift.size(), T(0));
+  }
+  if (!endpoint_shift.empty()) {
+    const double b_end = evaluate_schedule(options.schedule, 1.0 - options.eps).b;
+    for (std::size_t j = 0; j < shift.size(); ++j) {
+      endpoint_shift[j] = static_cast<T>(b_end * shift[j]);
+    }
+  }
   const std::size_t depth =
       std::max<std::size_t>(1, runner.max_chunks_in_flight());
   // Host arrays hold chunk x d values each, in one set per chunk in flight.
@@ -191,7 +204,13 @@ FlowRunResult run_flow_on(FlowBackend<T>& runner, const Mixture& mixture,
     const ChunkSlot<T>& slot = slots[done.slot];
     const std::size_t values = done.count * static_cast<std::size_t>(d);
     if (io.base_samples) io.base_samples(slot.base.data(), values * sizeof(T));
-    if (io.endpoints) io.endpoints(slot.endpoints.data(), values * sizeof(T));
+    if (io.endpoints) {
+      T* ends = slot.endpoints.data();
+      if (!endpoint_shift.empty()) {
+        for (std::size_t v = 0; v < values; ++v) ends[v] += endpoint_shift[v % d];
+      }
+      io.endpoints(ends, values * sizeof(T));
+    }
     if (io.labels) {
       io.labels(slot.labels.data(), done.count * sizeof(std::int32_t));
     }
@@ -238,9 +257,11 @@ FlowRunResult run_flow_on(FlowBackend<T>& runner, const Mixture& mixture,
 }
 
 template FlowRunResult run_flow_on(FlowBackend<float>&, const Mixture&,
-                                   const FlowRunOptions&, const FlowRunIo&);
+                                   const FlowRunOptions&, const FlowRunIo&,
+                                   const std::vector<double>&);
 template FlowRunResult run_flow_on(FlowBackend<double>&, const Mixture&,
-                                   const FlowRunOptions&, const FlowRunIo&);
+                                   const FlowRunOptions&, const FlowRunIo&,
+                                   const std::vector<double>&);
 
 
 template <class T>
@@ -251,6 +272,43 @@ HostMixture<T> make_host_mixture(const Mixture& mixture) {
   const std::vector<double> log_w = log_weights(mixture);
   host.log_weights.assign(log_w.begin(), log_w.end());
   return host;
+}
+
+std::vector<double> flow_shift(const Mixture& mixture) {
+  const int d = mixture.dim;
+  std::vector<double> low(static_cast<std::size_t>(d), HUGE_VAL);
+  std::vector<double> high(static_cast<std::size_t>(d), -HUGE_VAL);
+  bool any = false;
+  for (int k = 0; k < mixture.num_atoms(); ++k) {
+    if (!(mixture.weights[static_cast<std::size_t>(k)] > 0.0)) continue;
+    any = true;
+    for (int j = 0; j < d; ++j) {
+      const double value = mixture.atoms[static_cast<std::size_t>(k) * d + j];
+      low[j] = std::min(low[j], value);
+      high[j] = std::max(high[j], value);
+    }
+  }
+  std::vector<double> shift(static_cast<std::size_t>(d), 0.0);
+  if (!any) return shift;
+  double centre2 = 0.0, diagonal2 = 0.0;
+  for (int j = 0; j < d; ++j) {
+    // Halves first, so that neither sum overflows for coordinates near the
+    // largest allowed.
+    shift[j] = 0.5 * low[j] + 0.5 * high[j];
+    const double half_width = 0.5 * high[j] - 0.5 * low[j];
+    centre2 += shift[j] * shift[j];
+    diagonal2 += 4.0 * half_width * half_width;
+  }
+  if (!(centre2 > diagonal2)) std::fill(shift.begin(), shift.end(), 0.0);
+  return shift;
+}
+
+Mixture shifted_mixture(const Mixture& mixture, const std::vector<double>& shift) {
+  Mixture moved = mixture;
+  if (shift.empty()) return moved;
+  const std::size_t d = static_cast<std::size_t>(mixture.dim);
+  for (std::size_t i = 0; i < moved.atoms.size(); ++i) moved.atoms[i] -= shift[i % d];
+  return moved;
 }
 
 double first_step_limit(const Mixture& mixture, ScheduleKind kind, double t_end) {
@@ -278,19 +336,23 @@ double first_step_limit(const Mixture& mixture, ScheduleKind kind, double t_end)
   // Samples split between atoms a distance D apart once b D / a^2 reaches
   // order one (the log ratio of two responsibilities moves by about
   // b D |z| / a^2 for a base sample z). The limit is the time where
-  // b D = a^2 / 10, found by bisection since b / a^2 increases with t.
+  // b D = a^2 / 10, found by bisection since b / a^2 increases with t. The
+  // bisection runs on log t, because that time can be as small as 1e-76
+  // (cosine schedule, atoms 1e150 apart).
   const auto excess = [&](double t) {
     const ScheduleValues<double> v = evaluate_schedule(kind, t);
     return v.b * extent - 0.1 * v.a * v.a;
   };
   if (!(extent > 0.0) || excess(t_end) <= 0.0) return t_end;
 
-  double below = 0.0, above = t_end;
-  for (int i = 0; i < 200 && above - below > 1e-3 * below; ++i) {
-    const double middle = 0.5 * (below + above);
-    (excess(middle) <= 0.0 ? below : above) = middle;
+  const double smallest = 1e-300;
+  if (excess(smallest) > 0.0) return smallest;
+  double log_below = std::log(smallest), log_above = std::log(t_end);
+  for (int i = 0; i < 100 && log_above - log_below > 1e-4; ++i) {
+    const double middle = 0.5 * (log_below + log_above);
+    (excess(std::exp(middle)) <= 0.0 ? log_below : log_above) = middle;
   }
-  return below > 0.0 ? below : above;
+  return std::exp(log_below);
 }
 
 template <class T>

@@ -117,7 +117,10 @@ Trajectories record_typed(const Mixture& mixture,
                           const FlowRunOptions& options, std::size_t count,
                           int points, const std::vector<double>* starts) {
   const int d = mixture.dim;
-  const HostMixture<T> host = make_host_mixture<T>(mixture);
+  // Integrated with the same shift as run_flow, so the last point is the
+  // endpoint of run_flow's per-sample path.
+  const std::vector<double> shift = flow_shift(mixture);
+  const HostMixture<T> host = make_host_mixture<T>(shifted_mixture(mixture, shift));
   const MixtureView<T> mix = host.view();
   const FlowProblem<T> problem = make_flow_problem<T>(options, mixture);
   const FlowField<T> field{mix, options.schedule};
@@ -147,6 +150,10 @@ Trajectories record_typed(const Mixture& mixture,
     double* out = result.states.data() + i * points * d;
     GridRecorder<T> recorder(field, problem.t_end, points, d, out);
     integrate_sample(mix, problem, x, ws, recorder);
+    for (int g = 0; g < recorder.recorded(); ++g) {
+      const double b = evaluate_schedule(options.schedule, result.times[g]).b;
+      for (int j = 0; j < d; ++j) out[g * d + j] += b * shift[j];
+    }
     // A failed sample keeps NaN where it was not recorded, so a plot shows
     // where it stopped.
     for (int g = recorder.recorded(); g < points; ++g) {

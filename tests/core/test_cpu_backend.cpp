@@ -2,7 +2,9 @@
 // basin fractions of the built-in example, statistics and validation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -218,6 +220,99 @@ TEST(FirstStepLimit, IsTheEndTimeWithoutFarAtoms) {
   close.atoms = {0.0, 1e-8};
   close.weights = {0.5, 0.5};
   EXPECT_EQ(first_step_limit(close, ScheduleKind::linear, 0.999), 0.999);
+}
+
+// The cosine schedule splits atoms 1e140 apart near t = 2e-71, far below
+// what a bisection on t itself reaches in 200 halvings (6e-61).
+TEST(FirstStepLimit, ReachesTheSplitOfHugeExtents) {
+  const Mixture mixture = far_apart_atoms(1e140);
+  const double limit = first_step_limit(mixture, ScheduleKind::cosine, 0.999);
+  const ScheduleValues<double> v = evaluate_schedule(ScheduleKind::cosine, limit);
+  EXPECT_LT(limit, 1e-70);
+  EXPECT_NEAR(v.b * std::hypot(1.0, 1e140 - 1.0) / (0.1 * v.a * v.a), 1.0, 2e-3);
+}
+
+Mixture close_atoms_far_from_origin() {
+  Mixture mixture;
+  mixture.dim = 2;
+  mixture.atoms = {1000.0, 0.0, 1000.1, 0.0};
+  mixture.weights = {0.5, 0.5};
+  return mixture;
+}
+
+TEST(FlowShift, MovesOnlyAtomsFarFromTheOrigin) {
+  EXPECT_EQ(flow_shift(builtin_example()), std::vector<double>(2, 0.0));
+  const std::vector<double> shift = flow_shift(close_atoms_far_from_origin());
+  ASSERT_EQ(shift.size(), 2u);
+  EXPECT_DOUBLE_EQ(shift[0], 1000.05);
+  EXPECT_EQ(shift[1], 0.0);
+}
+
+/// Labels as ints from a captured run.
+std::vector<std::int32_t> labels_of(const Captured& run) {
+  std::vector<std::int32_t> labels(run.labels.size() / sizeof(std::int32_t));
+  std::memcpy(labels.data(), run.labels.data(), run.labels.size());
+  return labels;
+}
+
+// Atoms 0.1 apart near (1000, 0): with the relative tolerance applied to
+// states of magnitude 1000, the variance-preserving and cosine schedules
+// sent hundreds of samples in 1e5 to the other atom, in float tens of
+// thousands. Integrated about the atoms' centre, every schedule sends each
+// sample to the same atom in both precisions.
+TEST(FlowShift, EverySchedulePicksTheSameAtomFarFromTheOrigin) {
+  const Mixture mixture = close_atoms_far_from_origin();
+  for (Precision precision : {Precision::float64, Precision::float32}) {
+    SCOPED_TRACE(static_cast<int>(precision));
+    FlowRunOptions options;
+    options.backend = BackendChoice::cpu;
+    options.num_samples = 20000;
+    options.progress = false;
+    options.precision = precision;
+    if (precision == Precision::float32) {
+      options.rtol = 1e-5;  // the command line's float defaults
+      options.atol = 1e-6;
+    }
+    options.schedule = ScheduleKind::linear;
+    const std::vector<std::int32_t> linear = labels_of(run_captured(options, mixture));
+    EXPECT_NEAR(static_cast<double>(std::count(linear.begin(), linear.end(), 0)), 10000.0,
+                283.0);  // four binomial standard errors
+    for (ScheduleKind kind : {ScheduleKind::variance_preserving, ScheduleKind::cosine}) {
+      SCOPED_TRACE(static_cast<int>(kind));
+      options.schedule = kind;
+      const std::vector<std::int32_t> other = labels_of(run_captured(options, mixture));
+      ASSERT_EQ(other.size(), linear.size());
+      std::size_t differing = 0;
+      for (std::size_t i = 0; i < other.size(); ++i) differing += other[i] != linear[i];
+      EXPECT_LE(differing, 2u);
+    }
+  }
+}
+
+// The endpoints are written in the atoms' frame: near b(t_end) mu_k of
+// their label, and equal to the last trajectory point.
+TEST(FlowShift, EndpointsAndTrajectoriesInTheAtomsFrame) {
+  const Mixture mixture = close_atoms_far_from_origin();
+  FlowRunOptions options;
+  options.backend = BackendChoice::cpu;
+  options.num_samples = 50;
+  options.progress = false;
+  options.schedule = ScheduleKind::linear;
+  options.cpu_simd = false;
+  const Captured run = run_captured(options, mixture);
+  std::vector<double> ends(run.endpoints.size() / sizeof(double));
+  std::memcpy(ends.data(), run.endpoints.data(), run.endpoints.size());
+  const std::vector<std::int32_t> labels = labels_of(run);
+  const Trajectories paths = record_trajectories(mixture, options, 50, 11);
+  for (std::size_t i = 0; i < 50; ++i) {
+    const double* mu = mixture.atoms.data() + 2 * labels[i];
+    // Spread a(t_end) = 1e-3 per axis; 0.01 is ten of those.
+    EXPECT_NEAR(ends[2 * i], 0.999 * mu[0], 0.01);
+    EXPECT_NEAR(ends[2 * i + 1], 0.999 * mu[1], 0.01);
+    const double* last = paths.states.data() + (i * 11 + 10) * 2;
+    EXPECT_NEAR(last[0], ends[2 * i], 1e-9);
+    EXPECT_NEAR(last[1], ends[2 * i + 1], 1e-9);
+  }
 }
 
 TEST(Statistics, PercentilesFromHistogram) {
