@@ -1,6 +1,7 @@
 #include "host/statistics.hpp"
 
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <string>
 
@@ -33,9 +34,11 @@ BasinStatistics basin_statistics(const FlowTally& tally,
     stats.weights[k] = w;
     stats.fractions[k] = n > 0 ? static_cast<double>(stats.counts[k]) / n : 0.0;
     stats.standard_errors[k] = n > 0 ? std::sqrt(w * (1.0 - w) / n) : 0.0;
+    // An atom of weight 0 or 1 has no spread: its z-score is undefined
+    // (NaN, written as null in JSON).
     stats.z_scores[k] = stats.standard_errors[k] > 0
                             ? (stats.fractions[k] - w) / stats.standard_errors[k]
-                            : 0.0;
+                            : std::numeric_limits<double>::quiet_NaN();
   }
   return stats;
 }

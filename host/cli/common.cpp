@@ -50,10 +50,10 @@ std::uint64_t exact_count(const std::string& text, double value) {
 std::uint64_t parse_count(const std::string& text, const std::string& option) {
   const std::string message_start = "invalid " + option + " '" + text + "': ";
   const double value = parse_decimal(text, message_start);
-  if (!std::isfinite(value) || value < 1.0) {
+  if (std::isnan(value) || value < 1.0) {
     throw InvalidArgument(message_start + "it must be at least 1");
   }
-  if (value >= 9.2233720368547758e18) {
+  if (!(value < 9.2233720368547758e18)) {
     throw InvalidArgument(message_start + "it must be below 2^63");
   }
   if (std::floor(value) != value) {
@@ -296,6 +296,13 @@ std::string format_significant(double value, int digits) {
 }
 
 std::string tagged_path(const std::string& path, const std::string& tag) {
+  // A directory would otherwise become a file name beside it (DIR_linear);
+  // reject it as a single output path is rejected.
+  std::error_code error;
+  if (!path.empty() && (path.back() == '/' || std::filesystem::is_directory(path, error))) {
+    throw FileError("failed to create output file '" + path +
+                    "': the path is a directory, not a file name");
+  }
   const std::size_t slash = path.find_last_of('/');
   const std::size_t dot = path.find_last_of('.');
   if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) {

@@ -131,7 +131,8 @@ class CpuFlowBackend final : public FlowBackend<T> {
     } else if (simd_) {
       engine = std::string(lanes::lane_instruction_set()) + " lanes";
     }
-    return std::to_string(threads_) + " OpenMP threads, " + engine;
+    return std::to_string(threads_) + (threads_ == 1 ? " OpenMP thread, " : " OpenMP threads, ") +
+           engine;
   }
 
   std::string velocity_path() const override {

@@ -196,6 +196,7 @@ std::vector<RejectionCase> sample_count_cases() {
       count_case("n_not_a_number", "abc", {{"-n 'abc'"}, {"not a number"}}),
       count_case("n_not_whole", "2.5", {{"-n '2.5'"}, {"whole number"}}),
       count_case("n_hexadecimal", "0x10", {{"-n '0x10'"}, {"decimal"}}),
+      count_case("n_overflows", "1e400", {{"-n '1e400'"}, {"below 2^63"}}),
   };
 }
 
@@ -423,6 +424,10 @@ std::vector<RejectionCase> output_path_cases() {
       3, {{"missing/velocity.npy"}, {"No such file or directory"}});
   field_output.inputs = {{"points.npy", npy_bytes({1, 2}, {0.5, -0.5})}};
   return {
+      // With every schedule the path gets the schedule's name appended; a
+      // directory must still be rejected, not turned into OUT_linear.
+      output_case("endpoints_directory_with_every_schedule",
+                  with({"--endpoints-out", "OUT/"}), 3, {{"the path is a directory"}}),
       output_case("summary_in_missing_directory",
                   with({"--summary", "OUT/missing/summary.json", "--endpoints-out",
                         "OUT/endpoints.npy", "--labels-out", "OUT/labels.npy",

@@ -342,6 +342,18 @@ TEST(Statistics, StandardErrorsAgainstWeights) {
   EXPECT_NEAR(basins.z_scores[0], 0.05 / std::sqrt(0.25 * 0.75 / 100), 1e-12);
 }
 
+// An atom of weight 0 has no binomial spread, so its z-score is undefined
+// (null in the summary), not 0.
+TEST(Statistics, ZScoreOfZeroWeightIsUndefined) {
+  FlowTally tally(2);
+  tally.label_counts = {100, 0};
+  tally.status_counts[0] = 100;
+  const BasinStatistics basins = basin_statistics(tally, {1.0, 0.0});
+  EXPECT_TRUE(std::isnan(basins.z_scores[0]));
+  EXPECT_TRUE(std::isnan(basins.z_scores[1]));
+  EXPECT_EQ(basins.standard_errors[1], 0.0);
+}
+
 TEST(FlowOptions, RejectsInvalidValues) {
   const struct {
     const char* name;
