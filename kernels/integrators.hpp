@@ -155,6 +155,22 @@ struct Dopri5Tableau {
                      e6 = T(22) / T(525), e7 = T(-1) / T(40);
 };
 
+/// Returns the RMS over j of value(j), computed relative to its largest
+/// magnitude, so that it stays finite where the squares would overflow
+/// (velocities near 1e150 scaled by tolerances near 1e-6).
+template <class T, class Value>
+FMG_HD FMG_INLINE T scaled_rms(int d, const Value& value) {
+  T largest = T(0);
+  for (int j = 0; j < d; ++j) largest = math::max(largest, math::fabs(value(j)));
+  if (!(largest > T(0)) || !math::isfinite(largest)) return largest;
+  T sum = T(0);
+  for (int j = 0; j < d; ++j) {
+    const T ratio = value(j) / largest;
+    sum += ratio * ratio;
+  }
+  return largest * math::sqrt(sum / T(d));
+}
+
 /// Returns the trial step h0 of dopri5_first_step from x and its velocity
 /// k1 at t = 0, and stores the scaled norm of k1 in `d1`. Never exceeds
 /// t_end or control.max_first_step.
@@ -162,15 +178,11 @@ template <class T, class Vec>
 FMG_HD FMG_INLINE T dopri5_trial_step(const Vec& x, const Vec& k1, T t_end,
                                       const StepControl<T>& control, T& d1) {
   const int d = x.size();
-  T d0 = T(0);
-  d1 = T(0);
-  for (int j = 0; j < d; ++j) {
-    const T scale = control.atol + control.rtol * math::fabs(x[j]);
-    d0 += (x[j] / scale) * (x[j] / scale);
-    d1 += (k1[j] / scale) * (k1[j] / scale);
-  }
-  d0 = math::sqrt(d0 / T(d));
-  d1 = math::sqrt(d1 / T(d));
+  const auto scale = [&](int j) {
+    return control.atol + control.rtol * math::fabs(x[j]);
+  };
+  const T d0 = scaled_rms<T>(d, [&](int j) { return x[j] / scale(j); });
+  d1 = scaled_rms<T>(d, [&](int j) { return k1[j] / scale(j); });
   const T h0 = (d0 < T(1e-5) || d1 < T(1e-5)) ? T(1e-6) : T(0.01) * d0 / d1;
   return math::min(math::min(h0, t_end), control.max_first_step);
 }
@@ -182,13 +194,10 @@ FMG_HD FMG_INLINE T dopri5_first_step_from_trial(
     const Vec& x, const Vec& k1, const Vec& k2, T h0, T d1,
     const StepControl<T>& control) {
   const int d = x.size();
-  T d2 = T(0);
-  for (int j = 0; j < d; ++j) {
-    const T scale = control.atol + control.rtol * math::fabs(x[j]);
-    const T diff = (k2[j] - k1[j]) / scale;
-    d2 += diff * diff;
-  }
-  d2 = math::sqrt(d2 / T(d)) / h0;
+  const T d2 = scaled_rms<T>(d, [&](int j) {
+                 return (k2[j] - k1[j]) / (control.atol + control.rtol * math::fabs(x[j]));
+               }) /
+               h0;
   const T dmax = math::max(d1, d2);
   T h1 = dmax <= T(1e-15) ? math::max(T(1e-6), h0 * T(1e-3))
                           : math::pow(T(0.01) / dmax, T(0.2));

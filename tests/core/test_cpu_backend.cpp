@@ -232,6 +232,37 @@ TEST(FirstStepLimit, ReachesTheSplitOfHugeExtents) {
   EXPECT_NEAR(v.b * std::hypot(1.0, 1e140 - 1.0) / (0.1 * v.a * v.a), 1.0, 2e-3);
 }
 
+// At the largest allowed coordinates (1e150 in double, 1e15 in float) the
+// first velocity scaled by the tolerances squares past the largest double:
+// the first-step norm overflowed, the trial step became 0 and every sample
+// ran into the step limit. Every schedule must finish and split the samples.
+TEST(FirstStepLimit, AtomsAtTheCoordinateLimitFinish) {
+  for (Precision precision : {Precision::float64, Precision::float32}) {
+    SCOPED_TRACE(static_cast<int>(precision));
+    const Mixture mixture =
+        far_apart_atoms(precision == Precision::float64 ? 1e150 : 1e15);
+    for (ScheduleKind kind : {ScheduleKind::linear, ScheduleKind::variance_preserving,
+                              ScheduleKind::cosine}) {
+      SCOPED_TRACE(static_cast<int>(kind));
+      FlowRunOptions options;
+      options.backend = BackendChoice::cpu;
+      options.num_samples = 400;
+      options.progress = false;
+      options.precision = precision;
+      options.schedule = kind;
+      options.max_steps = 2000;
+      if (precision == Precision::float32) {
+        options.rtol = 1e-5;
+        options.atol = 1e-6;
+      }
+      const FlowTally tally = run_flow(mixture, options).tally;
+      EXPECT_EQ(tally.status_counts[0], 400u);
+      // Four binomial standard errors: 40.
+      EXPECT_NEAR(static_cast<double>(tally.label_counts[0]), 200.0, 40.0);
+    }
+  }
+}
+
 Mixture close_atoms_far_from_origin() {
   Mixture mixture;
   mixture.dim = 2;
