@@ -232,6 +232,21 @@ TEST(FirstStepLimit, ReachesTheSplitOfHugeExtents) {
   EXPECT_NEAR(v.b * std::hypot(1.0, 1e140 - 1.0) / (0.1 * v.a * v.a), 1.0, 2e-3);
 }
 
+/// A quiet CPU run of n samples in `precision`, with the command line's
+/// default tolerances of that precision.
+FlowRunOptions cpu_run_in(Precision precision, std::uint64_t n) {
+  FlowRunOptions options;
+  options.backend = BackendChoice::cpu;
+  options.num_samples = n;
+  options.progress = false;
+  options.precision = precision;
+  if (precision == Precision::float32) {
+    options.rtol = 1e-5;
+    options.atol = 1e-6;
+  }
+  return options;
+}
+
 // At the largest allowed coordinates (1e150 in double, 1e15 in float) the
 // first velocity scaled by the tolerances squares past the largest double:
 // the first-step norm overflowed, the trial step became 0 and every sample
@@ -244,17 +259,9 @@ TEST(FirstStepLimit, AtomsAtTheCoordinateLimitFinish) {
     for (ScheduleKind kind : {ScheduleKind::linear, ScheduleKind::variance_preserving,
                               ScheduleKind::cosine}) {
       SCOPED_TRACE(static_cast<int>(kind));
-      FlowRunOptions options;
-      options.backend = BackendChoice::cpu;
-      options.num_samples = 400;
-      options.progress = false;
-      options.precision = precision;
+      FlowRunOptions options = cpu_run_in(precision, 400);
       options.schedule = kind;
       options.max_steps = 2000;
-      if (precision == Precision::float32) {
-        options.rtol = 1e-5;
-        options.atol = 1e-6;
-      }
       const FlowTally tally = run_flow(mixture, options).tally;
       EXPECT_EQ(tally.status_counts[0], 400u);
       // Four binomial standard errors: 40.
@@ -295,15 +302,7 @@ TEST(FlowShift, EverySchedulePicksTheSameAtomFarFromTheOrigin) {
   const Mixture mixture = close_atoms_far_from_origin();
   for (Precision precision : {Precision::float64, Precision::float32}) {
     SCOPED_TRACE(static_cast<int>(precision));
-    FlowRunOptions options;
-    options.backend = BackendChoice::cpu;
-    options.num_samples = 20000;
-    options.progress = false;
-    options.precision = precision;
-    if (precision == Precision::float32) {
-      options.rtol = 1e-5;  // the command line's float defaults
-      options.atol = 1e-6;
-    }
+    FlowRunOptions options = cpu_run_in(precision, 20000);
     options.schedule = ScheduleKind::linear;
     const std::vector<std::int32_t> linear = labels_of(run_captured(options, mixture));
     EXPECT_NEAR(static_cast<double>(std::count(linear.begin(), linear.end(), 0)), 10000.0,
