@@ -257,6 +257,13 @@ AtomicFile& OutputSet::add(std::string path, std::string option) {
   if (committed_) {
     throw std::logic_error("OutputSet::add: the set is already committed");
   }
+  // "-" reads as standard output elsewhere; here it would create a file of
+  // that name.
+  if (path == "-") {
+    throw InvalidArgument("invalid " + (option.empty() ? std::string("output path") : option) +
+                          " '-': it names a file to write, and '-' for standard output "
+                          "is not supported here");
+  }
   std::string resolved = resolve_path(path);
   for (const Input& input : inputs_) {
     if (same_file(resolved, input.resolved_path)) {

@@ -114,7 +114,8 @@ double compensated_sum(const std::vector<double>& values) {
 void parse_atoms(const json& atoms, const std::string& source, Mixture& mixture) {
   if (!atoms.is_array() || atoms.empty()) {
     throw FileError(source + ": atoms must be a non-empty array of atoms such as "
-                             "[[0, 1], [2, 3]], got " + describe_json(atoms));
+                             "[[0, 1], [2, 3]], got " +
+                    (atoms.is_array() ? std::string("an empty array") : describe_json(atoms)));
   }
   const std::size_t dim = atoms[0].is_array() ? atoms[0].size() : 0;
   if (dim > static_cast<std::size_t>(INT_MAX)) {
@@ -161,9 +162,11 @@ void parse_weights(const json& weights, const std::string& source, std::size_t n
     mixture.weights.push_back(weights[k].get<double>());
   }
   if (weights.size() != num_atoms) {
-    throw FileError(source + ": weights has " + std::to_string(weights.size()) +
-                    " entries, but atoms has " + std::to_string(num_atoms) +
-                    "; give one weight per atom");
+    const auto entries = [](std::size_t count) {
+      return std::to_string(count) + (count == 1 ? " entry" : " entries");
+    };
+    throw FileError(source + ": weights has " + entries(weights.size()) + ", but atoms has " +
+                    entries(num_atoms) + "; give one weight per atom");
   }
 }
 

@@ -211,12 +211,12 @@ void count_laguerre_cells(const MixtureView<double>& mix, const double* psi,
                                   "Carlo cell counts: cudaGetDeviceCount "
                                   "failed with ") +
                       cudaGetErrorName(status) + " (" +
-                      cudaGetErrorString(status) + ")");
+                      cudaGetErrorString(status) + "); use --route mc-cpu");
   }
   if (device_count == 0) {
     throw Unavailable(
         "no CUDA device is available for the Monte Carlo cell counts: no "
-        "CUDA device is present on this machine");
+        "CUDA device is present on this machine; use --route mc-cpu");
   }
   if (num_samples <= 0 || num_atoms == 0) return;
 

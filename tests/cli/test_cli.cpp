@@ -428,6 +428,8 @@ std::vector<RejectionCase> output_path_cases() {
       // directory must still be rejected, not turned into OUT_linear.
       output_case("endpoints_directory_with_every_schedule",
                   with({"--endpoints-out", "OUT/"}), 3, {{"the path is a directory"}}),
+      output_case("summary_dash", with({"--summary", "-"}), 2,
+                  {{"invalid --summary '-'"}, {"standard output"}}),
       output_case("summary_in_missing_directory",
                   with({"--summary", "OUT/missing/summary.json", "--endpoints-out",
                         "OUT/endpoints.npy", "--labels-out", "OUT/labels.npy",

@@ -120,7 +120,8 @@ TEST_F(MixtureJsonTest, InvalidStructureRejected) {
        {"unknown key \"weight\"", "\"atoms\" and \"weights\""}},
       {"atoms not an array", "{\"atoms\": 3, \"weights\": [1]}",
        {"atoms must be a non-empty array", "got number 3"}},
-      {"atoms empty", "{\"atoms\": [], \"weights\": []}", {"atoms must be a non-empty array"}},
+      {"atoms empty", "{\"atoms\": [], \"weights\": []}",
+       {"atoms must be a non-empty array", "got an empty array"}},
       {"atom not an array", "{\"atoms\": [[1], 2], \"weights\": [0.5, 0.5]}",
        {"atoms[1] must be a non-empty array", "got number 2"}},
       {"atom empty", "{\"atoms\": [[], []], \"weights\": [0.5, 0.5]}",
@@ -140,7 +141,9 @@ TEST_F(MixtureJsonTest, InvalidStructureRejected) {
       {"weight string", "{\"atoms\": [[1]], \"weights\": [\"1\"]}",
        {"weights[0] must be a number", "got string \"1\""}},
       {"counts disagree", "{\"atoms\": [[1], [2], [3]], \"weights\": [0.5, 0.5]}",
-       {"weights has 2 entries", "atoms has 3"}},
+       {"weights has 2 entries", "atoms has 3 entries"}},
+      {"one weight", "{\"atoms\": [[1], [2]], \"weights\": [1]}",
+       {"weights has 1 entry,", "atoms has 2 entries"}},
   };
   for (const InvalidJsonCase& invalid : cases) {
     SCOPED_TRACE(invalid.name);
