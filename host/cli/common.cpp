@@ -118,6 +118,14 @@ double parse_real(const std::string& text, const std::string& option) {
   return value;
 }
 
+double parse_finite(const std::string& text, const std::string& option) {
+  const double value = parse_real(text, option);
+  if (!std::isfinite(value)) {
+    throw InvalidArgument("invalid " + option + " '" + text + "': it must be a finite number");
+  }
+  return value;
+}
+
 std::vector<double> parse_times(const std::vector<std::string>& arguments) {
   // Split comma lists here, not in the option parser, which would drop
   // empty items such as the middle one of "0.5,,0.6" without a word.

@@ -58,6 +58,10 @@ std::uint64_t parse_seed(const std::string& text, const std::string& option);
 /// the text is not a number.
 double parse_real(const std::string& text, const std::string& option);
 
+/// parse_real for options that must be finite: "inf", "nan" and values
+/// beyond the double range (1e400) are rejected with the text as typed.
+double parse_finite(const std::string& text, const std::string& option);
+
 /// Parses times given as numbers, comma lists of numbers or START:STOP:COUNT
 /// (COUNT equally spaced times, both ends included). Every time must lie in
 /// [0, 1), where the velocity is defined, and an empty list item is an error.

@@ -45,11 +45,12 @@ int main(int argc, char** argv) {
       "the same laws"};
   app.set_version_flag("--version", std::string("fmg ") + FMG_VERSION);
   app.footer(
-      "Exit status: 0 success; 1 numerical failure or out of memory; 2 invalid "
-      "option, value or input values; 3 a file that cannot be read or written, "
-      "or that is not a valid .npy or mixture file, or whose dtype the option "
-      "does not accept; 4 backend unavailable; 5 fmg ot stopped at "
-      "--max-iterations above --tolerance, with its outputs written.");
+      "Exit status: 0 success; 1 numerical failure or memory running out during "
+      "the run; 2 invalid option, value or input values, or a request found "
+      "before the run to exceed the available memory; 3 a file that cannot be "
+      "read or written, or that is not a valid .npy or mixture file, or whose "
+      "dtype the option does not accept; 4 backend unavailable; 5 fmg ot "
+      "stopped at --max-iterations above --tolerance, with its outputs written.");
   app.require_subcommand(1);
   add_sample_command(app);
   add_field_command(app);

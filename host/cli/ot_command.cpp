@@ -179,7 +179,7 @@ ExitStatus run_ot(const OtArguments& args) {
   const Eigen::VectorXd weights =
       Eigen::Map<const Eigen::VectorXd>(mixture.weights.data(), mixture.num_atoms());
 
-  const double tolerance = parse_real(args.tolerance, "--tolerance");
+  const double tolerance = parse_finite(args.tolerance, "--tolerance");
   if (!(tolerance > 0.0) || !std::isfinite(tolerance)) {
     throw InvalidArgument("invalid --tolerance " + args.tolerance +
                           ": it must be a positive finite bound on max_k |mass_k - w_k|");

@@ -66,16 +66,16 @@ FlowRunOptions to_run_options(const SampleArguments& args,
   options.backend = parse_backend(args.backend);
   options.velocity_path = parse_velocity_path(args.velocity_path);
   options.rtol = args.rtol.empty() ? default_rtol(options.precision)
-                                   : parse_real(args.rtol, "--rtol");
+                                   : parse_finite(args.rtol, "--rtol");
   options.atol = args.atol.empty() ? default_atol(options.precision)
-                                   : parse_real(args.atol, "--atol");
+                                   : parse_finite(args.atol, "--atol");
   options.steps = static_cast<int>(parse_count_at_most(
       args.steps, "--steps",
       static_cast<std::uint64_t>(std::numeric_limits<int>::max())));
-  options.initial_step = parse_real(args.initial_step, "--initial-step");
+  options.initial_step = parse_finite(args.initial_step, "--initial-step");
   options.max_steps = static_cast<std::uint32_t>(parse_count_at_most(
       args.max_steps, "--max-steps", std::numeric_limits<std::uint32_t>::max()));
-  options.eps = parse_real(args.eps, "--eps");
+  options.eps = parse_finite(args.eps, "--eps");
   options.seed = parse_seed(args.seed, "--seed");
   options.num_samples = samples;
   options.threads = parse_int_at_least(args.threads, "--threads", 0);

@@ -214,6 +214,8 @@ std::vector<RejectionCase> sample_option_cases() {
       option_case("eps_below_float_resolution", {"--precision", "float", "--eps", "1e-7"},
                   {{"eps 1e-7:", "eps 1e-07:"}, {"float"}, {"use eps >= "}}),
       option_case("rtol_zero", {"--rtol", "0"}, {{"rtol 0:"}, {"positive"}}),
+      option_case("rtol_overflows", {"--rtol", "1e400"}, {{"--rtol '1e400'"}, {"finite"}}),
+      option_case("eps_nan", {"--eps", "nan"}, {{"--eps 'nan'"}, {"finite"}}),
       option_case("rtol_negative", {"--rtol", "-1"}, {{"rtol -1:"}, {"positive"}}),
       option_case("atol_zero", {"--atol", "0"}, {{"atol 0:"}, {"positive"}}),
       option_case("atol_negative", {"--atol", "-1"}, {{"atol -1:"}, {"positive"}}),
