@@ -123,6 +123,16 @@ double parse_finite(const std::string& text, const std::string& option) {
   if (!std::isfinite(value)) {
     throw InvalidArgument("invalid " + option + " '" + text + "': it must be a finite number");
   }
+  // strtod returns 0 for a nonzero value below the double range (1e-400).
+  if (value == 0.0 && text.find_first_of("123456789") != std::string::npos) {
+    const std::size_t exponent = text.find_first_of("eE");
+    const bool zero_mantissa =
+        text.substr(0, exponent).find_first_of("123456789") == std::string::npos;
+    if (!zero_mantissa) {
+      throw InvalidArgument("invalid " + option + " '" + text +
+                            "': it is below the smallest double and would round to 0");
+    }
+  }
   return value;
 }
 
@@ -310,6 +320,10 @@ std::string tagged_path(const std::string& path, const std::string& tag) {
   if (!path.empty() && (path.back() == '/' || std::filesystem::is_directory(path, error))) {
     throw FileError("failed to create output file '" + path +
                     "': the path is a directory, not a file name");
+  }
+  if (path == "-") {
+    throw InvalidArgument("invalid output path '-': it names a file to write, and '-' for "
+                          "standard output is not supported here");
   }
   const std::size_t slash = path.find_last_of('/');
   const std::size_t dot = path.find_last_of('.');

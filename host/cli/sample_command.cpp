@@ -350,9 +350,15 @@ void run_sample(const SampleArguments& args) {
   if (std::optional<std::string> warning = ignored_method_option_warning(args, options)) {
     warnings.push_back(std::move(*warning));
   }
+  if (std::optional<std::string> warning = relative_tolerance_warning(mixture, options)) {
+    warnings.push_back(std::move(*warning));
+  }
+  // The atoms as integrated: a far mixture is shifted first, which keeps in
+  // float the digits that tell close atoms apart.
+  const Mixture integrated = shifted_mixture(mixture, flow_shift(mixture));
   for (std::vector<std::string> group :
-       {coinciding_atom_warnings(mixture, options.precision),
-        close_atom_warnings(mixture, options.precision, schedules, options.eps),
+       {coinciding_atom_warnings(integrated, options.precision),
+        close_atom_warnings(integrated, options.precision, schedules, options.eps),
         fixed_step_warnings(mixture, options, schedules)}) {
     warnings.insert(warnings.end(), group.begin(), group.end());
   }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "host/cli/common.hpp"
+#include "host/driver.hpp"
 #include "host/names.hpp"
 #include "kernels/schedule.hpp"
 
@@ -84,6 +85,27 @@ std::vector<std::string> coinciding_atom_warnings(const Mixture& mixture,
   return warnings;
 }
 
+namespace {
+
+/// Whether comparing every pair of `atoms` atoms in dimension d is cheap
+/// enough: it costs K^2 d / 2 multiply-adds, and 1e8 bounds it to a
+/// fraction of a second (an estimate, not a measurement).
+bool pair_search_affordable(std::size_t atoms, int d) {
+  constexpr double max_pair_work = 1e8;
+  return atoms >= 2 &&
+         static_cast<double>(atoms) * static_cast<double>(atoms) * d <= max_pair_work;
+}
+
+/// `value` with two significant digits, for warnings.
+std::string short_number(double value) {
+  std::ostringstream text;
+  text.precision(2);
+  text << value;
+  return text.str();
+}
+
+}  // namespace
+
 std::vector<std::string> close_atom_warnings(const Mixture& mixture, Precision precision,
                                              const std::vector<ScheduleKind>& schedules,
                                              double eps) {
@@ -98,11 +120,7 @@ std::vector<std::string> close_atom_warnings(const Mixture& mixture, Precision p
   // the binomial error of any practical N. Below 5 a this warns.
   const int d = mixture.dim;
   const std::vector<int> indices = positive_weight_atoms(mixture);
-  const double pairs = static_cast<double>(indices.size()) * static_cast<double>(indices.size());
-  // The search costs K^2 d / 2 multiply-adds: 1e8 bounds it to a fraction
-  // of a second (an estimate, not a measurement). Larger mixtures skip it.
-  constexpr double max_pair_work = 1e8;
-  if (indices.size() < 2 || pairs * d > max_pair_work) return {};
+  if (!pair_search_affordable(indices.size(), d)) return {};
 
   const std::vector<double> atoms = atoms_in_precision(mixture, precision);
   const double t_end = 1.0 - eps;
@@ -151,6 +169,46 @@ std::vector<std::string> close_atom_warnings(const Mixture& mixture, Precision p
   return warnings;
 }
 
+std::optional<std::string> relative_tolerance_warning(const Mixture& mixture,
+                                                      const FlowRunOptions& options) {
+  if (options.method != Method::dopri5) return std::nullopt;
+  const int d = mixture.dim;
+  const std::vector<int> indices = positive_weight_atoms(mixture);
+  if (!pair_search_affordable(indices.size(), d)) return std::nullopt;
+  const std::vector<double> shift = flow_shift(mixture);
+  // Dormand-Prince allows a local error of about rtol |x|, and |x| reaches
+  // the distance R of the atoms from the point the flow is integrated about.
+  // Samples within that error of the boundary between two atoms D apart
+  // can cross it. With rtol R above 1e-4 D the runs tried sent hundreds of
+  // samples in 1e5 to the wrong atom (R = 500 and 3e4, D = 0.1 and 0.5); the
+  // built-in example has rtol R / D = 6e-7. The 1e-4 is an estimate.
+  double reach = 0.0, closest = std::numeric_limits<double>::infinity();
+  int first = -1, second = -1;
+  for (std::size_t p = 0; p < indices.size(); ++p) {
+    const double* mu_j = mixture.atoms.data() + static_cast<std::size_t>(indices[p]) * d;
+    double norm2 = 0.0;
+    for (int i = 0; i < d; ++i) norm2 += (mu_j[i] - shift[i]) * (mu_j[i] - shift[i]);
+    reach = std::max(reach, std::sqrt(norm2));
+    for (std::size_t q = p + 1; q < indices.size(); ++q) {
+      const double* mu_k = mixture.atoms.data() + static_cast<std::size_t>(indices[q]) * d;
+      double distance2 = 0.0;
+      for (int i = 0; i < d; ++i) distance2 += (mu_k[i] - mu_j[i]) * (mu_k[i] - mu_j[i]);
+      if (distance2 > 0.0 && distance2 < closest * closest) {
+        closest = std::sqrt(distance2);
+        first = indices[p];
+        second = indices[q];
+      }
+    }
+  }
+  if (first < 0 || !(options.rtol * reach > 1e-4 * closest)) return std::nullopt;
+  return "atoms " + std::to_string(first) + " and " + std::to_string(second) + " are " +
+         short_number(closest) + " apart while atoms lie up to " + short_number(reach) +
+         " from the point the flow is integrated about, so --rtol " + short_number(options.rtol) +
+         " allows errors of about " + short_number(options.rtol * reach) +
+         " that can send samples to the wrong atom; lower --rtol to about " +
+         short_number(1e-4 * closest / reach);
+}
+
 std::vector<std::string> fixed_step_warnings(const Mixture& mixture,
                                              const FlowRunOptions& options,
                                              const std::vector<ScheduleKind>& schedules) {
@@ -161,21 +219,20 @@ std::vector<std::string> fixed_step_warnings(const Mixture& mixture,
   // that split in one step.
   const double t_end = 1.0 - options.eps;
   const double step = t_end / options.steps;
-  const auto short_number = [](double value) {
-    std::ostringstream text;
-    text.precision(2);
-    text << value;
-    return text.str();
-  };
   for (ScheduleKind kind : schedules) {
     const double limit = first_step_limit(mixture, kind, t_end);
     if (step > 10.0 * limit) {
+      // The steps that would suffice, when --steps can hold them.
+      const double needed = std::ceil(t_end / (10.0 * limit));
+      const std::string remedy =
+          needed <= static_cast<double>(std::numeric_limits<int>::max())
+              ? "use --method dopri5 or at least --steps " +
+                    std::to_string(static_cast<long long>(needed))
+              : "use --method dopri5 (no --steps value is large enough)";
       warnings.push_back(
           "under the " + std::string(schedule_name(kind)) + " schedule the atoms split the samples "
           "near t = " + short_number(10.0 * limit) + ", before the end of the first fixed "
-          "step (" + short_number(step) + "), so samples may reach the wrong atom; use --method "
-          "dopri5 or at least --steps " +
-          std::to_string(static_cast<long long>(std::ceil(t_end / (10.0 * limit)))));
+          "step (" + short_number(step) + "), so samples may reach the wrong atom; " + remedy);
     }
   }
   return warnings;

@@ -28,6 +28,13 @@ std::vector<std::string> close_atom_warnings(const Mixture& mixture, Precision p
                                              const std::vector<ScheduleKind>& schedules,
                                              double eps);
 
+/// Returns a warning when Dormand-Prince's relative tolerance, applied to
+/// states as far from the integration's centre (see flow_shift) as the
+/// atoms, allows errors above 1e-4 times the closest distance between two
+/// atoms of positive weight, or nothing. Skipped like close_atom_warnings.
+std::optional<std::string> relative_tolerance_warning(const Mixture& mixture,
+                                                      const FlowRunOptions& options);
+
 /// Returns a warning for each schedule under which the atoms split the
 /// samples before the end of the first step of a fixed-step method, or
 /// nothing for Dormand-Prince.

@@ -130,7 +130,8 @@ void parse_atoms(const json& atoms, const std::string& source, Mixture& mixture)
     const std::string atom_path = "atoms[" + std::to_string(k) + "]";
     if (!atom.is_array() || atom.empty()) {
       throw FileError(source + ": " + atom_path +
-                      " must be a non-empty array of numbers, got " + describe_json(atom));
+                      " must be a non-empty array of numbers, got " +
+                      (atom.is_array() ? std::string("an empty array") : describe_json(atom)));
     }
     if (atom.size() != dim) {
       throw FileError(source + ": " + atom_path + " has " + std::to_string(atom.size()) +

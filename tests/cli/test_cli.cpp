@@ -215,6 +215,7 @@ std::vector<RejectionCase> sample_option_cases() {
                   {{"eps 1e-7:", "eps 1e-07:"}, {"float"}, {"use eps >= "}}),
       option_case("rtol_zero", {"--rtol", "0"}, {{"rtol 0:"}, {"positive"}}),
       option_case("rtol_overflows", {"--rtol", "1e400"}, {{"--rtol '1e400'"}, {"finite"}}),
+      option_case("eps_underflows", {"--eps", "1e-400"}, {{"--eps '1e-400'"}, {"round to 0"}}),
       option_case("eps_nan", {"--eps", "nan"}, {{"--eps 'nan'"}, {"finite"}}),
       option_case("rtol_negative", {"--rtol", "-1"}, {{"rtol -1:"}, {"positive"}}),
       option_case("atol_zero", {"--atol", "0"}, {{"atol 0:"}, {"positive"}}),
@@ -432,6 +433,8 @@ std::vector<RejectionCase> output_path_cases() {
                   with({"--endpoints-out", "OUT/"}), 3, {{"the path is a directory"}}),
       output_case("summary_dash", with({"--summary", "-"}), 2,
                   {{"invalid --summary '-'"}, {"standard output"}}),
+      output_case("endpoints_dash_with_every_schedule", with({"--endpoints-out", "-"}), 2,
+                  {{"invalid output path '-'"}, {"standard output"}}),
       output_case("summary_in_missing_directory",
                   with({"--summary", "OUT/missing/summary.json", "--endpoints-out",
                         "OUT/endpoints.npy", "--labels-out", "OUT/labels.npy",
@@ -1496,8 +1499,11 @@ TEST(SampleWarnings, AtomsCoincidingInFloatAreReported) {
 
   ASSERT_EQ(result.exit_status, 0) << describe_result(result);
   const json summary = json::parse(result.standard_output);
-  ASSERT_EQ(summary["warnings"].size(), 1u);
-  const std::string warning = summary["warnings"][0].get<std::string>();
+  // The first warning is the relative tolerance's (rtol 1e-6 cannot resolve
+  // atoms 1e-9 apart either); the second is this one.
+  ASSERT_EQ(summary["warnings"].size(), 2u);
+  EXPECT_THAT(summary["warnings"][0].get<std::string>(), HasSubstr("lower --rtol"));
+  const std::string warning = summary["warnings"][1].get<std::string>();
   EXPECT_THAT(warning, HasSubstr("atoms 0 and 1 coincide in float precision"));
   EXPECT_THAT(result.standard_error, HasSubstr("fmg: warning: " + warning));
   EXPECT_EQ(summary["runs"][0]["counts"][1], 0);
@@ -1512,8 +1518,9 @@ TEST(SampleWarnings, AtomsDistinctInDoubleAreReportedAsClose) {
 
   ASSERT_EQ(result.exit_status, 0) << describe_result(result);
   const json summary = json::parse(result.standard_output);
-  ASSERT_EQ(summary["warnings"].size(), 1u);
-  const std::string warning = summary["warnings"][0].get<std::string>();
+  ASSERT_EQ(summary["warnings"].size(), 2u);
+  EXPECT_THAT(summary["warnings"][0].get<std::string>(), HasSubstr("lower --rtol"));
+  const std::string warning = summary["warnings"][1].get<std::string>();
   EXPECT_THAT(warning, HasSubstr("atoms 0 and 1 (1e-09 apart) are too close"));
   EXPECT_THAT(warning, Not(HasSubstr("coincide")));
 }
@@ -1569,6 +1576,46 @@ std::vector<std::string> sample_warnings(const std::string& mixture,
 }
 
 const std::string kTwoAtoms = mixture_text("[[0, 0], [1, 1]]", "[0.5, 0.5]");
+
+// Three atoms 0.5 apart near (-5e4, 3e4) and one at the origin: no shift
+// helps both groups, and rtol 1e-6 of |x| = 5.8e4 is 0.058, a tenth of
+// their distance; the cosine schedule sent 60% of 1e5 samples astray.
+TEST(SampleWarnings, LooseRelativeToleranceIsReported) {
+  const std::string mixture = mixture_text(
+      "[[-5e4, 3e4], [-5e4, 30000.5], [-49999.5, 3e4], [0, 0]]", "[0.4, 0.3, 0.2, 0.1]");
+  const std::vector<std::string> warnings = sample_warnings(mixture, {"--schedule", "linear"});
+
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("atoms 0 and 1 are 0.5 apart"));
+  EXPECT_THAT(warnings[0], HasSubstr("lower --rtol to about 8.6e-10"));
+}
+
+TEST(SampleWarnings, TightRelativeToleranceIsNotReported) {
+  const std::string mixture = mixture_text("[[2.4, 0], [-1.4, 2], [-1.4, -2]]",
+                                           "[0.45, 0.3, 0.25]");
+  EXPECT_THAT(sample_warnings(mixture, {"--schedule", "linear"}), IsEmpty());
+}
+
+// Atoms 1e20 apart split the samples near t = 1e-20: the steps needed do
+// not fit --steps, so only Dormand-Prince is suggested.
+TEST(SampleWarnings, FixedStepsBeyondTheLimitSuggestDopri5) {
+  const std::vector<std::string> warnings =
+      sample_warnings(mixture_text("[[1e20, 0], [0, 1]]", "[0.5, 0.5]"),
+                      {"--schedule", "linear", "--method", "rk4"});
+
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("use --method dopri5 (no --steps value is large enough)"));
+}
+
+// In float 1e7 and 1e7 + 0.5 are distinct, and the far mixture is shifted
+// to about -0.25 and 0.25 before it runs, so no coincidence is reported.
+TEST(SampleWarnings, ShiftedFloatAtomsDoNotCoincide) {
+  const std::vector<std::string> warnings =
+      sample_warnings(mixture_text("[[1e7, 0], [10000000.5, 0]]", "[0.6, 0.4]"),
+                      {"--schedule", "linear", "--precision", "float"});
+
+  EXPECT_THAT(warnings, IsEmpty());
+}
 
 // Atoms 1e-4 apart: their endpoints spread by a(t_end) = eps = 1e-3 under
 // the linear schedule, so the labels cannot tell them apart. Under the

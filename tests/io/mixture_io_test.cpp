@@ -125,7 +125,7 @@ TEST_F(MixtureJsonTest, InvalidStructureRejected) {
       {"atom not an array", "{\"atoms\": [[1], 2], \"weights\": [0.5, 0.5]}",
        {"atoms[1] must be a non-empty array", "got number 2"}},
       {"atom empty", "{\"atoms\": [[], []], \"weights\": [0.5, 0.5]}",
-       {"atoms[0] must be a non-empty array"}},
+       {"atoms[0] must be a non-empty array", "got an empty array"}},
       {"coordinate not a number",
        "{\"atoms\": [[0, 0], [1, 1], [2, 2], [3, \"x\"]], \"weights\": [0.25, 0.25, 0.25, "
        "0.25]}",
