@@ -21,10 +21,6 @@
 namespace fmg {
 namespace {
 
-/// Upper bound on --threads: far above any core count, and well below the
-/// count at which creating the threads exhausts memory for their stacks.
-constexpr int max_threads = 1024;
-
 double machine_epsilon(Precision precision) {
   return precision == Precision::float32
              ? static_cast<double>(std::numeric_limits<float>::epsilon())
@@ -428,10 +424,10 @@ void validate_flow_options(const FlowRunOptions& options, int dim) {
   if (options.chunk_size < 1) {
     throw InvalidArgument("invalid chunk size 0: it must be at least 1");
   }
-  if (options.threads < 0 || options.threads > max_threads) {
+  if (options.threads < 0 || options.threads > max_cpu_threads) {
     throw InvalidArgument("invalid thread count " +
                           std::to_string(options.threads) + ": it must be 0 (automatic) or from 1 to " +
-                          std::to_string(max_threads));
+                          std::to_string(max_cpu_threads));
   }
   if (dim < 1) {
     throw InvalidArgument("invalid dimension " + std::to_string(dim) +

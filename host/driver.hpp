@@ -18,6 +18,11 @@ namespace fmg {
 enum class BackendChoice { automatic, cpu, cuda };
 
 /// Options of one flow run under one schedule.
+/// Upper bound on FlowRunOptions::threads: far above any core count, and
+/// well below the count at which creating the threads exhausts memory for
+/// their stacks.
+inline constexpr int max_cpu_threads = 1024;
+
 struct FlowRunOptions {
   ScheduleKind schedule = ScheduleKind::linear;
   Method method = Method::dopri5;

@@ -249,7 +249,16 @@ NpyStream::NpyStream(AtomicFile& file, NpyType type,
                      std::vector<std::size_t> shape)
     : file_(&file) {
   expected_bytes_ = npy_item_size(type);
-  for (std::size_t extent : shape) expected_bytes_ *= extent;
+  // The size in double first: the 64-bit product can wrap around.
+  double bytes = static_cast<double>(expected_bytes_);
+  for (std::size_t extent : shape) {
+    bytes *= static_cast<double>(extent);
+    expected_bytes_ *= extent;
+  }
+  if (!(bytes < 9.2e18)) {
+    throw FileError(file.path() + ": the array needs about " + format_significant(bytes, 3) +
+                    " bytes, more than a file can hold (2^63)");
+  }
   // A file larger than the free space would fail only after the run, or
   // fill the disk; this check makes it fail first.
   const std::filesystem::path parent =

@@ -78,7 +78,8 @@ FlowRunOptions to_run_options(const SampleArguments& args,
   options.eps = parse_finite(args.eps, "--eps");
   options.seed = parse_seed(args.seed, "--seed");
   options.num_samples = samples;
-  options.threads = parse_int_at_least(args.threads, "--threads", 0);
+  options.threads = static_cast<int>(
+      parse_count_in_range(args.threads, "--threads", 0, max_cpu_threads));
   options.chunk_size = parse_count(args.chunk_size, "--chunk-size");
   options.progress = !args.quiet;
   options.cpu_simd = !args.no_simd;
@@ -522,7 +523,7 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--precision", args->precision, "double or float")
       ->capture_default_str();
   cmd->add_option("--threads", args->threads,
-                  "CPU threads; 0 uses OpenMP's default (OMP_NUM_THREADS)")
+                  "CPU threads, 0 to 1024; 0 uses OpenMP's default (OMP_NUM_THREADS)")
       ->capture_default_str();
   cmd->add_option("--chunk-size", args->chunk_size,
                   "Samples per chunk; memory use grows with it, not with N")
