@@ -85,13 +85,14 @@ FlowProblem<T> make_flow_problem(const FlowRunOptions& options, const Mixture& m
 double first_step_limit(const Mixture& mixture, ScheduleKind kind, double t_end);
 
 /// Returns the shift c by which the flow is integrated, as the flow of the
-/// atoms mu_k - c: the midpoint of the bounding box of the atoms of
-/// positive weight when it lies more than the box's diagonal from the
-/// origin, else zeros. The flow is equivariant under this shift (x(t) of
-/// the shifted atoms plus b(t) c is x(t) of the atoms), and Dormand-Prince's
+/// atoms mu_k - c. It is the midpoint of the bounding box of the atoms of
+/// positive weight when that lies more than the box's diagonal from the
+/// origin, else zeros. The flow is equivariant under this shift: x(t) of
+/// the shifted atoms plus b(t) c is x(t) of the atoms. Dormand-Prince's
 /// relative tolerance then applies to the state's distance from the atoms
-/// rather than to their magnitude: atoms 0.1 apart near (1000, 0) lost
-/// about 1e-3 of absolute accuracy, enough to bias the basin fractions.
+/// rather than to their magnitude. Unshifted, atoms 0.1 apart near
+/// (1000, 0) lost about 1e-3 of absolute accuracy, enough to bias the basin
+/// fractions.
 std::vector<double> flow_shift(const Mixture& mixture);
 
 /// `mixture` with every atom moved by -shift.
