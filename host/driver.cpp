@@ -145,16 +145,12 @@ FlowRunResult run_flow_on(FlowBackend<T>& runner, const Mixture& mixture,
                           const FlowRunOptions& options, const FlowRunIo& io,
                           const std::vector<double>& shift) {
   const int d = mixture.dim;
-  // The endpoints move back by b(t_end) shift, in precision T.
+  // The endpoints move back by b(t_end) shift, in precision T; the vector
+  // stays empty when there is nothing to add.
   std::vector<T> endpoint_shift;
-  for (double c : shift) {
-    if (c != 0.0) endpoint_shift.assign(shift.size(), T(0));
-  }
-  if (!endpoint_shift.empty()) {
+  if (std::any_of(shift.begin(), shift.end(), [](double c) { return c != 0.0; })) {
     const double b_end = evaluate_schedule(options.schedule, 1.0 - options.eps).b;
-    for (std::size_t j = 0; j < shift.size(); ++j) {
-      endpoint_shift[j] = static_cast<T>(b_end * shift[j]);
-    }
+    for (double c : shift) endpoint_shift.push_back(static_cast<T>(b_end * c));
   }
   const std::size_t depth =
       std::max<std::size_t>(1, runner.max_chunks_in_flight());
@@ -270,28 +266,44 @@ HostMixture<T> make_host_mixture(const Mixture& mixture) {
   return host;
 }
 
-std::vector<double> flow_shift(const Mixture& mixture) {
+namespace {
+
+/// Bounding box of the atoms of positive weight.
+struct WeightedAtomBox {
+  std::vector<double> low, high;
+  int atoms = 0;  ///< Number of atoms of positive weight.
+};
+
+WeightedAtomBox weighted_atom_box(const Mixture& mixture) {
   const int d = mixture.dim;
-  std::vector<double> low(static_cast<std::size_t>(d), HUGE_VAL);
-  std::vector<double> high(static_cast<std::size_t>(d), -HUGE_VAL);
-  bool any = false;
+  WeightedAtomBox box;
+  box.low.assign(static_cast<std::size_t>(d), HUGE_VAL);
+  box.high.assign(static_cast<std::size_t>(d), -HUGE_VAL);
   for (int k = 0; k < mixture.num_atoms(); ++k) {
     if (!(mixture.weights[static_cast<std::size_t>(k)] > 0.0)) continue;
-    any = true;
+    ++box.atoms;
     for (int j = 0; j < d; ++j) {
       const double value = mixture.atoms[static_cast<std::size_t>(k) * d + j];
-      low[j] = std::min(low[j], value);
-      high[j] = std::max(high[j], value);
+      box.low[j] = std::min(box.low[j], value);
+      box.high[j] = std::max(box.high[j], value);
     }
   }
+  return box;
+}
+
+}  // namespace
+
+std::vector<double> flow_shift(const Mixture& mixture) {
+  const int d = mixture.dim;
+  const WeightedAtomBox box = weighted_atom_box(mixture);
   std::vector<double> shift(static_cast<std::size_t>(d), 0.0);
-  if (!any) return shift;
+  if (box.atoms == 0) return shift;
   double centre2 = 0.0, diagonal2 = 0.0;
   for (int j = 0; j < d; ++j) {
     // Halves first, so that neither sum overflows for coordinates near the
     // largest allowed.
-    shift[j] = 0.5 * low[j] + 0.5 * high[j];
-    const double half_width = 0.5 * high[j] - 0.5 * low[j];
+    shift[j] = 0.5 * box.low[j] + 0.5 * box.high[j];
+    const double half_width = 0.5 * box.high[j] - 0.5 * box.low[j];
     centre2 += shift[j] * shift[j];
     diagonal2 += 4.0 * half_width * half_width;
   }
@@ -310,22 +322,10 @@ Mixture shifted_mixture(const Mixture& mixture, const std::vector<double>& shift
 double first_step_limit(const Mixture& mixture, ScheduleKind kind, double t_end) {
   // Extent of the atoms of positive weight: the diagonal of their bounding
   // box, at least their largest distance.
-  const int d = mixture.dim;
-  std::vector<double> low(static_cast<std::size_t>(d), HUGE_VAL);
-  std::vector<double> high(static_cast<std::size_t>(d), -HUGE_VAL);
-  int positive = 0;
-  for (int k = 0; k < mixture.num_atoms(); ++k) {
-    if (!(mixture.weights[static_cast<std::size_t>(k)] > 0.0)) continue;
-    ++positive;
-    for (int j = 0; j < d; ++j) {
-      const double value = mixture.atoms[static_cast<std::size_t>(k) * d + j];
-      low[j] = std::min(low[j], value);
-      high[j] = std::max(high[j], value);
-    }
-  }
+  const WeightedAtomBox box = weighted_atom_box(mixture);
   double extent2 = 0.0;
-  for (int j = 0; j < d && positive > 1; ++j) {
-    extent2 += (high[j] - low[j]) * (high[j] - low[j]);
+  for (int j = 0; j < mixture.dim && box.atoms > 1; ++j) {
+    extent2 += (box.high[j] - box.low[j]) * (box.high[j] - box.low[j]);
   }
   const double extent = std::sqrt(extent2);
 

@@ -222,6 +222,19 @@ FMG_HD FMG_INLINE T dopri5_first_step(const Field& field, const Vec& x,
   return dopri5_first_step_from_trial(x, k1, k2, h0, d1, control);
 }
 
+/// Returns one component's embedded error estimate of a Dormand-Prince step
+/// of length h, divided by its tolerance atol + rtol max(|x|, |next|); the
+/// step's error is the RMS of these over the components.
+template <class T>
+FMG_HD FMG_INLINE T dopri5_scaled_error(T h, T k1, T k3, T k4, T k5, T k6, T k7, T x,
+                                        T next, const StepControl<T>& control) {
+  using Tab = Dopri5Tableau<T>;
+  const T local = h * (Tab::e1 * k1 + Tab::e3 * k3 + Tab::e4 * k4 + Tab::e5 * k5 +
+                       Tab::e6 * k6 + Tab::e7 * k7);
+  const T scale = control.atol + control.rtol * math::max(math::fabs(x), math::fabs(next));
+  return local / scale;
+}
+
 /// Returns the factor by which Dormand-Prince scales its step after a
 /// finite error estimate `err`. It is at most max_factor for an accepted
 /// step (1 right after a rejection) and at least min_factor for a rejected
@@ -260,8 +273,6 @@ FMG_HD FMG_INLINE SampleCounters integrate_dopri5(
           a53 = Tab::a53, a54 = Tab::a54, a61 = Tab::a61, a62 = Tab::a62,
           a63 = Tab::a63, a64 = Tab::a64, a65 = Tab::a65;
   const T b1 = Tab::b1, b3 = Tab::b3, b4 = Tab::b4, b5 = Tab::b5, b6 = Tab::b6;
-  const T e1 = Tab::e1, e3 = Tab::e3, e4 = Tab::e4, e5 = Tab::e5, e6 = Tab::e6,
-          e7 = Tab::e7;
 
   SampleCounters counters;
   const int d = x.size();
@@ -329,12 +340,9 @@ FMG_HD FMG_INLINE SampleCounters integrate_dopri5(
 
     T err = T(0);
     for (int j = 0; j < d; ++j) {
-      const T local = h * (e1 * ws.k1[j] + e3 * ws.k3[j] + e4 * ws.k4[j] +
-                           e5 * ws.k5[j] + e6 * ws.k6[j] + e7 * ws.k7[j]);
-      const T scale =
-          control.atol +
-          control.rtol * math::max(math::fabs(x[j]), math::fabs(ws.next[j]));
-      err += (local / scale) * (local / scale);
+      const T scaled = dopri5_scaled_error(h, ws.k1[j], ws.k3[j], ws.k4[j], ws.k5[j], ws.k6[j],
+                                           ws.k7[j], x[j], ws.next[j], control);
+      err += scaled * scaled;
     }
     err = math::sqrt(err / T(d));
 

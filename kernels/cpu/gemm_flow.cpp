@@ -448,12 +448,9 @@ void LockstepBlock<T>::attempt_dopri5_steps() {
             *k7 = k(k7_, r);
     T err = T(0);
     for (Eigen::Index j = 0; j < d; ++j) {
-      const T local = h * (Tab::e1 * k1[j] + Tab::e3 * k3[j] + Tab::e4 * k4[j] +
-                           Tab::e5 * k5[j] + Tab::e6 * k6[j] + Tab::e7 * k7[j]);
-      const T scale =
-          control.atol +
-          control.rtol * math::max(math::fabs(x[j]), math::fabs(next[j]));
-      err += (local / scale) * (local / scale);
+      const T scaled = dopri5_scaled_error(h, k1[j], k3[j], k4[j], k5[j], k6[j], k7[j], x[j],
+                                           next[j], control);
+      err += scaled * scaled;
     }
     err = math::sqrt(err / T(d));
 

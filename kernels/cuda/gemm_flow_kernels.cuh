@@ -378,7 +378,6 @@ __global__ void end_step_kernel(const int* rows, int m, int d,
                                 const T* k3, const T* k4, const T* k5,
                                 const T* k6, const T* k7, const T* next,
                                 RowState<T>* state) {
-  using Tab = Dopri5Tableau<T>;
   const int warp = static_cast<int>(
       (static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32);
   const int lane = threadIdx.x % 32;
@@ -391,12 +390,9 @@ __global__ void end_step_kernel(const int* rows, int m, int d,
   T err = T(0);
   for (int j = lane; j < d; j += 32) {
     const std::size_t q = row + j;
-    const T local = h * (Tab::e1 * k1[q] + Tab::e3 * k3[q] + Tab::e4 * k4[q] +
-                         Tab::e5 * k5[q] + Tab::e6 * k6[q] + Tab::e7 * k7[q]);
-    const T scale =
-        control.atol +
-        control.rtol * math::max(math::fabs(x[q]), math::fabs(next[q]));
-    err += (local / scale) * (local / scale);
+    const T scaled = dopri5_scaled_error(h, k1[q], k3[q], k4[q], k5[q], k6[q], k7[q], x[q],
+                                         next[q], control);
+    err += scaled * scaled;
   }
   for (int offset = 16; offset > 0; offset /= 2) {
     err += __shfl_xor_sync(0xffffffffu, err, offset);
