@@ -87,9 +87,9 @@ std::vector<std::string> coinciding_atom_warnings(const Mixture& mixture,
 
 namespace {
 
-/// Whether comparing every pair of `atoms` atoms in dimension d is cheap
-/// enough: it costs K^2 d / 2 multiply-adds, and 1e8 bounds it to a
-/// fraction of a second (an estimate, not a measurement).
+/// Returns whether comparing every pair of `atoms` atoms in dimension d is
+/// cheap enough. It costs K^2 d / 2 multiply-adds, and a bound of 1e8 keeps
+/// it to a fraction of a second (an estimate, not a measurement).
 bool pair_search_affordable(std::size_t atoms, int d) {
   constexpr double max_pair_work = 1e8;
   return atoms >= 2 &&
@@ -112,9 +112,9 @@ std::vector<std::string> close_atom_warnings(const Mixture& mixture, Precision p
   // A sample bound for atom j ends at x = b mu_j + a Z with Z ~ N(0, I_d),
   // a = a(t_end) and b = b(t_end), and its label is the atom whose b mu_k is
   // nearest. Between atoms j and k at distance D only the component of Z
-  // along (mu_k - mu_j) / D matters, a standard normal whatever d is,
-  // because the other components move x parallel to the plane midway
-  // between b mu_j and b mu_k. So no sqrt(d) enters the threshold. Both
+  // along (mu_k - mu_j) / D matters, a standard normal whatever d is. The
+  // other components move x parallel to the plane midway between b mu_j
+  // and b mu_k, so no sqrt(d) enters the threshold. Both
   // centres lie b D / 2 from that plane; when that margin is at least 5 a,
   // a sample crosses the plane with probability Phi(-5) < 3e-7, far below
   // the binomial error of any practical N. Below 5 a this warns.

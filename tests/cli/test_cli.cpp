@@ -1648,7 +1648,7 @@ TEST(SampleWarnings, CloseAtomsWithSmallerEpsAreNotReported) {
 
 // Endpoints gather around b(t_end) mu = (1 - eps) mu, 1 away from atoms
 // near (1000, 0). Labels compare with b(t_end) mu, so atoms 100 a(t_end)
-// apart are told apart wherever they lie.
+// apart are distinguished wherever they lie.
 TEST(SampleWarnings, AtomsFarFromOriginAreNotReported) {
   const std::vector<std::string> warnings =
       sample_warnings(mixture_text("[[1000, 0], [1000.1, 0]]", "[0.5, 0.5]"),

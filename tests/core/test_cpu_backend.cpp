@@ -71,7 +71,7 @@ TEST(CpuBackend, IdenticalAcrossThreadsAndChunks) {
 
 // Chunks of a few thousand samples run on one thread; these are large
 // enough for every thread to take several lane ranges.
-TEST(CpuBackend, IdenticalAcrossThreadsOnLargeChunks) {
+TEST(CpuBackend, IdenticalOnLargeChunks) {
   FlowRunOptions reference_options = small_run();
   reference_options.num_samples = 30001;
   reference_options.threads = 1;
@@ -224,7 +224,7 @@ TEST(FirstStepLimit, IsTheEndTimeWithoutFarAtoms) {
 
 // The cosine schedule splits atoms 1e140 apart near t = 2e-71, far below
 // what a bisection on t itself reaches in 200 halvings (6e-61).
-TEST(FirstStepLimit, ReachesTheSplitOfHugeExtents) {
+TEST(FirstStepLimit, ReachesSplitOfHugeExtents) {
   const Mixture mixture = far_apart_atoms(1e140);
   const double limit = first_step_limit(mixture, ScheduleKind::cosine, 0.999);
   const ScheduleValues<double> v = evaluate_schedule(ScheduleKind::cosine, limit);
@@ -232,8 +232,8 @@ TEST(FirstStepLimit, ReachesTheSplitOfHugeExtents) {
   EXPECT_NEAR(v.b * std::hypot(1.0, 1e140 - 1.0) / (0.1 * v.a * v.a), 1.0, 2e-3);
 }
 
-/// A quiet CPU run of n samples in `precision`, with the command line's
-/// default tolerances of that precision.
+/// Returns the options of a quiet CPU run of n samples in `precision`, with
+/// the command line's default tolerances for that precision.
 FlowRunOptions cpu_run_in(Precision precision, std::uint64_t n) {
   FlowRunOptions options;
   options.backend = BackendChoice::cpu;
@@ -251,7 +251,7 @@ FlowRunOptions cpu_run_in(Precision precision, std::uint64_t n) {
 // first velocity scaled by the tolerances squares past the largest double:
 // the first-step norm overflowed, the trial step became 0 and every sample
 // ran into the step limit. Every schedule must finish and split the samples.
-TEST(FirstStepLimit, AtomsAtTheCoordinateLimitFinish) {
+TEST(FirstStepLimit, CoordinateLimitAtomsFinish) {
   for (Precision precision : {Precision::float64, Precision::float32}) {
     SCOPED_TRACE(static_cast<int>(precision));
     const Mixture mixture =
@@ -278,7 +278,7 @@ Mixture close_atoms_far_from_origin() {
   return mixture;
 }
 
-TEST(FlowShift, MovesOnlyAtomsFarFromTheOrigin) {
+TEST(FlowShift, MovesOnlyFarAtoms) {
   EXPECT_EQ(flow_shift(builtin_example()), std::vector<double>(2, 0.0));
   const std::vector<double> shift = flow_shift(close_atoms_far_from_origin());
   ASSERT_EQ(shift.size(), 2u);
@@ -298,7 +298,7 @@ std::vector<std::int32_t> labels_of(const Captured& run) {
 // sent hundreds of samples in 1e5 to the other atom, in float tens of
 // thousands. Integrated about the atoms' centre, every schedule sends each
 // sample to the same atom in both precisions.
-TEST(FlowShift, EverySchedulePicksTheSameAtomFarFromTheOrigin) {
+TEST(FlowShift, SchedulesAgreeFarFromOrigin) {
   const Mixture mixture = close_atoms_far_from_origin();
   for (Precision precision : {Precision::float64, Precision::float32}) {
     SCOPED_TRACE(static_cast<int>(precision));
@@ -321,7 +321,7 @@ TEST(FlowShift, EverySchedulePicksTheSameAtomFarFromTheOrigin) {
 
 // The endpoints are written in the atoms' frame: near b(t_end) mu_k of
 // their label, and equal to the last trajectory point.
-TEST(FlowShift, EndpointsAndTrajectoriesInTheAtomsFrame) {
+TEST(FlowShift, OutputsInAtomsFrame) {
   const Mixture mixture = close_atoms_far_from_origin();
   FlowRunOptions options;
   options.backend = BackendChoice::cpu;
@@ -502,7 +502,7 @@ TEST(EndpointLabel, SkipsAtomsOfZeroWeight) {
 // separation, so labels taken from the atoms themselves sent every sample
 // to atom 0. Each path (lanes, per-sample, matrix) must split the samples
 // by the weights.
-TEST(EndpointLabel, CloseAtomsFarFromOriginSplitByWeight) {
+TEST(EndpointLabel, CloseFarAtomsSplitByWeight) {
   Mixture mixture;
   mixture.dim = 2;
   mixture.atoms = {1000.0, 0.0, 1000.1, 0.0};
